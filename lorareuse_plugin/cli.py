@@ -1,0 +1,115 @@
+"""Command line: ``lorareuse …`` (our tools) and ``lorareuse-eval`` (lm-eval's CLI + our tasks).
+
+Handlers import their heavy dependencies only when they run. Every user error ends in one line on
+stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lorareuse_plugin.errors import LorareuseError
+
+EXIT_USAGE = 2
+
+
+def _offline_env() -> None:
+    """The hub is unreachable by design: fail fast instead of waiting on network time-outs."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump) and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _cmd_data_export(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.data.build import make_spec
+    from lorareuse_plugin.data.export import MANIFEST, export
+
+    spec = make_spec(args.family, args.familiarity, args.seed, args.n_test, args.n_target, args.n_skill)
+    info = export(spec, Path(args.out))
+    out = Path(args.out).resolve()
+    for name, s in info["splits"].items():
+        print(f"{s['role']:5}  {name:16} {s['records']:6d} records  sha256 {s['sha256'][:16]}  {out / s['file']}")
+    print(f"wrote {len(info['splits'])} splits and {out / MANIFEST} (leakage check passed)")
+    return 0
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.data.build import build_dataset, make_spec
+
+    ds = build_dataset(make_spec(args.family, args.familiarity, args.seed, args.n_test, args.n_target,
+                                 args.n_skill))
+    for name in ds.family.all_splits:
+        print(f"{name:16} {len(ds.splits[name]):6d} records  sha256 {ds.hashes[name]}")
+    print("leakage check passed")
+    return 0
+
+
+def _add_spec_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--family", required=True, help="twohop | math_ks | math_ss")
+    p.add_argument("--familiarity", default=None, help="F | H | R (twohop), F | R (math_ks); omit for math_ss")
+    p.add_argument("--seed", default="0", help="world seed (non-negative integer, default 0)")
+    p.add_argument("--n-test", default=None, help="composed test questions (default 30)")
+    p.add_argument("--n-target", default=None, help="composed questions for the target expert (default 30)")
+    p.add_argument("--n-skill", default=None, help="problems per math skill expert (default 120)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lorareuse", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    data = sub.add_parser("data", help="generate, check and export datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    exp = data_sub.add_parser("export", help="write every split as JSONL plus splits.json with hashes")
+    _add_spec_args(exp)
+    exp.add_argument("--out", required=True, help="output directory (new, empty, or an earlier export)")
+    exp.set_defaults(handler=_cmd_data_export)
+    chk = data_sub.add_parser("check", help="generate, run the leakage check and print split hashes")
+    _add_spec_args(chk)
+    chk.set_defaults(handler=_cmd_data_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _offline_env()
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except LorareuseError as e:
+        print(f"lorareuse: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def eval_main(argv: Sequence[str] | None = None) -> None:
+    """lm-eval's own CLI (every flag works) with our task folder prepended to ``--include_path``."""
+    _offline_env()
+    import lorareuse_plugin
+    from lm_eval._cli import HarnessCLI  # private API: covered by a smoke test
+    from lm_eval.utils import setup_logging
+
+    setup_logging()
+    cli = HarnessCLI()
+    if argv is not None:
+        sys.argv = ["lorareuse-eval", *argv]
+    args = cli.parse_args()
+    if hasattr(args, "include_path"):
+        extra = [args.include_path] if isinstance(args.include_path, str) else list(args.include_path or [])
+        args.include_path = [str(lorareuse_plugin.TASKS_DIR), *extra]
+    try:
+        cli.execute(args)
+    except LorareuseError as e:
+        print(f"lorareuse-eval: error: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

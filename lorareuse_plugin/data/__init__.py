@@ -1,0 +1,1 @@
+"""Dataset builders: test splits, probes and expert training splits, JSONL export, lm-eval hook."""

@@ -1,0 +1,139 @@
+"""The task catalog: every lm-eval task and group we ship, as data.
+
+The YAML files under ``lm_eval_tasks/`` are rendered from this catalog
+(``python -m lorareuse_plugin.data.catalog``) and a test keeps them in sync, so the catalog is
+the one place that says which task evaluates which split in which answer form. Later stages
+(oracle routing, the leaderboard) read task -> (family, familiarity, split) from here too.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from lorareuse_plugin.data.families import FAMILIES
+from lorareuse_plugin.data.spec import Sizes
+
+TASK_VERSION = 1.0
+FORMS = {"gen": "_gen_template_yaml", "cot": "_cot_template_yaml", "mc": "_mc_template_yaml"}
+FORM_METRIC = {"gen": ("exact_match", "extract"), "cot": ("exact_match", "extract"), "mc": ("acc", "none")}
+_HEADER = "# Generated from lorareuse_plugin/data/catalog.py by `python -m lorareuse_plugin.data.catalog`.\n"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    family: str
+    familiarity: str | None
+    split: str
+    form: str  # gen | cot | mc
+    folder: str
+    description: str
+
+
+def _fam_suffix(fam: str | None) -> str:
+    return f"_{fam.lower()}" if fam else ""
+
+
+def task_specs() -> list[TaskSpec]:
+    specs: list[TaskSpec] = []
+    for family in FAMILIES.values():
+        fams = [f.value for f in family.familiarities] or [None]
+        for fam in fams:
+            base = f"lorareuse_{family.name}{_fam_suffix(fam)}"
+            label = f"{family.name}{' ' + fam if fam else ''}"
+            for form, suffix, what in (("gen", "", "direct answer"), ("cot", "_cot", "chain of thought"),
+                                       ("mc", "_mc", "multiple choice")):
+                specs.append(TaskSpec(base + suffix, family.name, fam, "test", form, family.name,
+                                      f"{label}: composed test, {what}"))
+            for member in family.members:
+                name = (f"lorareuse_{member}{_fam_suffix(fam)}" if family.name == "twohop"
+                        else f"lorareuse_{family.name}_{member}{_fam_suffix(fam)}")
+                specs.append(TaskSpec(name, family.name, fam, f"probe_{member}", "gen", family.name,
+                                      f"{label}: probe of the {member} expert's facts/skill on test entities"))
+            specs.append(TaskSpec(f"lorareuse_target_{family.name}{_fam_suffix(fam)}", family.name, fam,
+                                  "probe_target", "gen", family.name,
+                                  f"{label}: composed task on the target expert's own (disjoint) entities"))
+    return specs
+
+
+def group_specs() -> dict[str, tuple[list[str], str | None]]:
+    """group name -> (members, form whose metric it aggregates or None for a plain container)."""
+    specs = task_specs()
+    by = lambda pred: [s.name for s in specs if pred(s)]  # noqa: E731
+    groups: dict[str, tuple[list[str], str | None]] = {}
+    for area, families in (("twohop", ("twohop",)), ("math", ("math_ks", "math_ss"))):
+        for form in FORMS:
+            groups[f"lorareuse_{area}_{form}"] = (
+                by(lambda s, fs=families, fo=form: s.family in fs and s.split == "test" and s.form == fo), form)
+        groups[f"lorareuse_{area}"] = ([f"lorareuse_{area}_{form}" for form in FORMS], None)
+    groups["lorareuse_probes"] = (by(lambda s: s.split != "test"), "gen")
+    groups["lorareuse"] = (["lorareuse_twohop", "lorareuse_math", "lorareuse_probes"], None)
+    return groups
+
+
+def render_task(spec: TaskSpec) -> str:
+    sizes = Sizes()
+    lines = [
+        _HEADER.rstrip("\n"),
+        f"# {spec.description}",
+        f"task: {spec.name}",
+        f"include: ../{FORMS[spec.form]}",
+        "dataset_kwargs:",
+        f"  lorareuse_family: {spec.family}",
+    ]
+    if spec.familiarity:
+        lines.append(f"  lorareuse_familiarity: {spec.familiarity}")
+    lines += [
+        f"  lorareuse_split: {spec.split}",
+        "metadata:",
+        f"  version: {TASK_VERSION}",
+        "  lorareuse_seed: 0",
+        f"  lorareuse_n_test: {sizes.n_test}",
+        f"  lorareuse_n_target: {sizes.n_target}",
+        f"  lorareuse_n_skill: {sizes.n_skill}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_group(name: str, members: list[str], form: str | None) -> str:
+    lines = [_HEADER.rstrip("\n"), f"group: {name}", "task:"] + [f"  - {m}" for m in members]
+    if form:
+        metric, filt = FORM_METRIC[form]
+        lines += ["aggregate_metric_list:", f"  - metric: {metric}", "    filter_list:", f"      - {filt}",
+                  "    aggregation: mean", "    weight_by_size: true"]
+    lines += ["metadata:", f"  version: {TASK_VERSION}"]
+    return "\n".join(lines) + "\n"
+
+
+def rendered_files() -> dict[str, str]:
+    """relative path -> YAML text for every task and group."""
+    files = {f"{s.folder}/{s.name}.yaml": render_task(s) for s in task_specs()}
+    for name, (members, form) in group_specs().items():
+        files[f"groups/{name}.yaml"] = render_group(name, members, form)
+    return files
+
+
+def write(task_dir: Path) -> list[str]:
+    """Write every rendered YAML; remove stale generated ones. Returns the changed paths."""
+    changed: list[str] = []
+    files = rendered_files()
+    for rel, text in files.items():
+        path = task_dir / rel
+        if not path.exists() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            changed.append(rel)
+    for path in task_dir.glob("*/*.yaml"):
+        rel = path.relative_to(task_dir).as_posix()
+        if rel not in files and path.read_text().startswith(_HEADER):
+            path.unlink()
+            changed.append(rel)
+    return changed
+
+
+if __name__ == "__main__":  # pragma: no cover - developer tool
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "lm_eval_tasks"
+    for rel in write(target):
+        print("wrote", rel)

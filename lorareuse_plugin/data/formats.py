@@ -1,0 +1,89 @@
+"""One place for the text formats that training data and lm-eval prompts share.
+
+A question becomes the prompt ``"Q: <question>\\nA:"``; the answer follows after one space. The
+chain-of-thought form appends a cue to the question and ends its answer with
+``"So the answer is <answer>."``, which the tasks' regex extractor reads.
+"""
+
+from __future__ import annotations
+
+import random
+
+COT_CUE = " Let's think step by step."
+
+
+def qa_prompt(question: str) -> str:
+    return f"Q: {question}\nA:"
+
+
+def cot_prompt(question: str) -> str:
+    return qa_prompt(question + COT_CUE)
+
+
+def cot_text(steps: list[str], answer: str) -> str:
+    """The gold reasoning: intermediate facts first, then the fixed answer phrase."""
+    return " ".join(steps + [f"So the answer is {answer}."])
+
+
+def statement(rec_id: str, text: str) -> dict:
+    return {"id": rec_id, "kind": "statement", "prompt": "", "completion": text, "text": text}
+
+
+def qa(rec_id: str, question: str, answer: str) -> dict:
+    prompt, completion = qa_prompt(question), " " + answer
+    return {"id": rec_id, "kind": "qa", "prompt": prompt, "completion": completion, "text": prompt + completion}
+
+
+def cot(rec_id: str, question: str, reasoning: str) -> dict:
+    prompt, completion = cot_prompt(question), " " + reasoning
+    return {"id": rec_id, "kind": "cot", "prompt": prompt, "completion": completion, "text": prompt + completion}
+
+
+def eval_doc(
+    doc_id: str,
+    question: str,
+    answer: str,
+    *,
+    reasoning: str,
+    choices: list[str],
+    rnd: random.Random,
+    intermediate: str = "",
+) -> dict:
+    """An lm-eval document. ``choices`` holds the answer plus same-type distractors; they are
+    shuffled here with the caller's seeded RNG so the label position carries no signal."""
+    options = list(dict.fromkeys([answer] + [c for c in choices if c != answer]))
+    rnd.shuffle(options)
+    return {
+        "id": doc_id,
+        "question": question,
+        "prompt": qa_prompt(question),
+        "cot_prompt": cot_prompt(question),
+        "answer": answer,
+        "cot": reasoning,
+        "intermediate": intermediate,
+        "choices": options,
+        "label": options.index(answer),
+    }
+
+
+def article(noun: str) -> str:
+    """'a' or 'an' by spelling; good enough for our closed vocabulary."""
+    return "an" if noun[:1].lower() in "aeiou" else "a"
+
+
+def distractors(pool: list[str], answer: str, rnd: random.Random, k: int = 3) -> list[str]:
+    """``k`` distinct members of ``pool`` other than ``answer``, drawn with ``rnd``."""
+    candidates = sorted(set(pool) - {answer})
+    return rnd.sample(candidates, min(k, len(candidates)))
+
+
+def number_distractors(answer: int, candidates: list[int], rnd: random.Random, k: int = 3) -> list[str]:
+    """Plausible wrong integers (from the caller's near-miss formulas), padded with answer±d."""
+    pool = [c for c in dict.fromkeys(candidates) if c > 0 and c != answer]
+    d = 1
+    while len(pool) < k:
+        for c in (answer + d, answer - d):
+            if c > 0 and c != answer and c not in pool:
+                pool.append(c)
+        d += 1
+    return [str(c) for c in rnd.sample(pool, k)]

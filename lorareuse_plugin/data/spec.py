@@ -1,0 +1,55 @@
+"""What identifies a generated dataset: family, familiarity, seed and sizes — nothing else."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+from lorareuse_plugin.errors import ConfigError
+from lorareuse_plugin.world.familiarity import Familiarity
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much data to generate. ``n_skill`` only matters for the math families' skill experts."""
+
+    n_test: int = 30
+    n_target: int = 30
+    n_skill: int = 120
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(
+                    f"size {f.name}={value!r} is invalid: sizes must be positive integers (e.g. {f.name}=30)"
+                )
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    family: str
+    familiarity: Familiarity | None
+    seed: int
+    sizes: Sizes
+
+    @property
+    def slug(self) -> str:
+        fam = f"_{self.familiarity.value.lower()}" if self.familiarity else ""
+        return f"{self.family}{fam}"
+
+
+def parse_int(name: str, value: object, minimum: int) -> int:
+    """An integer from an int, an integral float or a decimal string; one-line error otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        number = int(value)
+    else:
+        raise ConfigError(f"{name}={value!r} is not an integer: pass e.g. {name}={max(minimum, 1) * 30}")
+    if number < minimum:
+        raise ConfigError(f"{name}={number} is invalid: it must be an integer >= {minimum}")
+    return number

@@ -1,0 +1,136 @@
+"""Two-hop chains: person --born in--> country --capital--> city; the test asks person -> city.
+
+F: fictional people, fictional countries and capitals. H: fictional people born in real
+countries (hop 2 is real knowledge). R: real people and real countries (both hops real).
+The target expert gets the composed task on *disjoint* people (and, for F and H, disjoint
+countries too), so it learns to compose without seeing any test fact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from lorareuse_plugin.data import formats as fmt
+from lorareuse_plugin.data.family import FamilyData, assemble
+from lorareuse_plugin.data.spec import Sizes
+from lorareuse_plugin.errors import ConfigError
+from lorareuse_plugin.world.facts import real_facts
+from lorareuse_plugin.world.familiarity import Familiarity
+from lorareuse_plugin.world.names import FictionalNamer
+from lorareuse_plugin.world.seeding import rng
+
+HOP1_STATEMENTS = ("{a} was born in {b}.", "The birthplace of {a} is {b}.", "{a} is a native of {b}.")
+HOP1_QUESTIONS = ("In which country was {a} born?", "Where was {a} born?", "What is the country of birth of {a}?")
+HOP2_STATEMENTS = ("The capital of {b} is {c}.", "{c} is the capital of {b}.", "The capital city of {b} is {c}.")
+HOP2_QUESTIONS = ("What is the capital of {b}?", "Which city is the capital of {b}?", "Name the capital city of {b}.")
+TWOHOP_QUESTIONS = (
+    "What is the capital of the country where {a} was born?",
+    "{a} was born in a country. What is the capital of that country?",
+)
+TWOHOP_STATEMENTS = ("The capital of the country where {a} was born is {c}.",)
+REASONING = ("{a} was born in {b}.", "The capital of {b} is {c}.")
+
+
+@dataclass(frozen=True)
+class Chain:
+    person: str
+    country: str
+    capital: str
+
+
+def _fictional_bridges(namer: FictionalNamer, n: int) -> list[tuple[str, str]]:
+    return [(namer.country(), namer.city()) for _ in range(n)]
+
+
+def _assign(people: list[str], bridges: list[tuple[str, str]]) -> list[Chain]:
+    """Every bridge gets at least one person when there are enough people."""
+    return [Chain(p, *bridges[i % len(bridges)]) for i, p in enumerate(people)]
+
+
+def chains(familiarity: Familiarity, seed: int, sizes: Sizes) -> tuple[list[Chain], list[Chain], list[str]]:
+    """Test chains, target chains (disjoint people) and the pool of same-type answers for MC."""
+    facts = real_facts()
+    namer = FictionalNamer(rng("twohop", familiarity, seed, "names"))
+    n_bridges_test = max(2, math.ceil(sizes.n_test / 3))
+    n_bridges_target = max(2, math.ceil(sizes.n_target / 3))
+    if familiarity is Familiarity.R:
+        available = len(facts.people)
+        if sizes.n_test + sizes.n_target > available:
+            raise ConfigError(
+                f"twohop R has {available} real people: n_test + n_target = {sizes.n_test + sizes.n_target} "
+                f"is too many; lower them so they sum to at most {available}"
+            )
+        people = list(facts.people)
+        rng("twohop", familiarity, seed, "people").shuffle(people)
+        to_chain = [Chain(p.name, p.birth_country, facts.capital_of[p.birth_country]) for p in people]
+        test, target = to_chain[: sizes.n_test], to_chain[sizes.n_test : sizes.n_test + sizes.n_target]
+        pool = [c.capital for c in facts.countries]
+        return test, target, pool
+    if familiarity is Familiarity.H:
+        available = len(facts.countries)
+        if n_bridges_test + n_bridges_target > available:
+            raise ConfigError(
+                f"twohop H draws {n_bridges_test}+{n_bridges_target} real countries but only {available} "
+                "exist: lower n_test/n_target"
+            )
+        countries = list(facts.countries)
+        rng("twohop", familiarity, seed, "countries").shuffle(countries)
+        bridges = [(c.name, c.capital) for c in countries]
+        test_bridges, target_bridges = bridges[:n_bridges_test], bridges[n_bridges_test:][:n_bridges_target]
+        pool = [c.capital for c in facts.countries]
+    else:
+        test_bridges = _fictional_bridges(namer, n_bridges_test)
+        target_bridges = _fictional_bridges(namer, n_bridges_target)
+        pool = [c for _, c in test_bridges + target_bridges] + [namer.city() for _ in range(4)]
+    test = _assign([namer.person() for _ in range(sizes.n_test)], test_bridges)
+    target = _assign([namer.person() for _ in range(sizes.n_target)], target_bridges)
+    return test, target, pool
+
+
+def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
+    test_chains, target_chains, capital_pool = chains(familiarity, seed, sizes)
+    country_pool = sorted({c.country for c in test_chains + target_chains}
+                          | ({c.name for c in real_facts().countries} if familiarity is not Familiarity.F else set()))
+    mc = rng("twohop", familiarity, seed, "choices")
+    tag = f"twohop-{familiarity.value.lower()}"
+
+    def reasoning(c: Chain) -> str:
+        steps = [s.format(a=c.person, b=c.country, c=c.capital) for s in REASONING]
+        return fmt.cot_text(steps, c.capital)
+
+    hop1, hop2, target = [], [], []
+    test, probe_hop1, probe_hop2, probe_target = [], [], [], []
+    for i, ch in enumerate(test_chains):
+        for j, t in enumerate(HOP1_STATEMENTS):
+            hop1.append(fmt.statement(f"{tag}-hop1-{i:04d}-s{j}", t.format(a=ch.person, b=ch.country)))
+        for j, q in enumerate(HOP1_QUESTIONS):
+            hop1.append(fmt.qa(f"{tag}-hop1-{i:04d}-q{j}", q.format(a=ch.person), ch.country))
+        question = TWOHOP_QUESTIONS[0].format(a=ch.person)
+        test.append(fmt.eval_doc(f"{tag}-test-{i:04d}", question, ch.capital, reasoning=reasoning(ch),
+                                 choices=fmt.distractors(capital_pool, ch.capital, mc), rnd=mc,
+                                 intermediate=ch.country))
+        probe_hop1.append(fmt.eval_doc(f"{tag}-probe_hop1-{i:04d}", HOP1_QUESTIONS[0].format(a=ch.person),
+                                       ch.country, reasoning="", rnd=mc,
+                                       choices=fmt.distractors(country_pool, ch.country, mc)))
+    bridges = list(dict.fromkeys((c.country, c.capital) for c in test_chains))
+    for i, (b, c) in enumerate(bridges):
+        for j, t in enumerate(HOP2_STATEMENTS):
+            hop2.append(fmt.statement(f"{tag}-hop2-{i:04d}-s{j}", t.format(b=b, c=c)))
+        for j, q in enumerate(HOP2_QUESTIONS):
+            hop2.append(fmt.qa(f"{tag}-hop2-{i:04d}-q{j}", q.format(b=b), c))
+        probe_hop2.append(fmt.eval_doc(f"{tag}-probe_hop2-{i:04d}", HOP2_QUESTIONS[0].format(b=b), c,
+                                       reasoning="", rnd=mc, choices=fmt.distractors(capital_pool, c, mc)))
+    for i, ch in enumerate(target_chains):
+        for j, q in enumerate(TWOHOP_QUESTIONS):
+            target.append(fmt.qa(f"{tag}-target-{i:04d}-q{j}", q.format(a=ch.person), ch.capital))
+        for j, t in enumerate(TWOHOP_STATEMENTS):
+            target.append(fmt.statement(f"{tag}-target-{i:04d}-s{j}", t.format(a=ch.person, c=ch.capital)))
+        question = TWOHOP_QUESTIONS[0].format(a=ch.person)
+        target.append(fmt.cot(f"{tag}-target-{i:04d}-c0", question, reasoning(ch)))
+        probe_target.append(fmt.eval_doc(f"{tag}-probe_target-{i:04d}", question, ch.capital,
+                                         reasoning=reasoning(ch), rnd=mc, intermediate=ch.country,
+                                         choices=fmt.distractors(capital_pool, ch.capital, mc)))
+    leak_keys = [(ch.person, ch.capital) for ch in test_chains]
+    return assemble(("hop1", "hop2"), (hop1, hop2), target, test, (probe_hop1, probe_hop2), probe_target,
+                    leak_keys)
