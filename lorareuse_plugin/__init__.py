@@ -11,4 +11,3 @@ __version__ = "0.1.0"
 
 TASKS_DIR: Path = Path(__file__).resolve().parent.parent / "lm_eval_tasks"
 """Our lm-eval task YAMLs (``lm_eval --include_path``); a sibling package in any install."""
-

@@ -38,7 +38,8 @@ def _cmd_data_export(args: argparse.Namespace) -> int:
     info = export(spec, Path(args.out))
     out = Path(args.out).resolve()
     for name, s in info["splits"].items():
-        print(f"{s['role']:5}  {name:16} {s['records']:6d} records  sha256 {s['sha256'][:16]}  {out / s['file']}")
+        digest = s["sha256"][:16]
+        print(f"{s['role']:5}  {name:16} {s['records']:6d} records  sha256 {digest}  {out / s['file']}")
     print(f"wrote {len(info['splits'])} splits and {out / MANIFEST} (leakage check passed)")
     return 0
 
@@ -46,8 +47,9 @@ def _cmd_data_export(args: argparse.Namespace) -> int:
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from lorareuse_plugin.data.build import build_dataset, make_spec
 
-    ds = build_dataset(make_spec(args.family, args.familiarity, args.seed, args.n_test, args.n_target,
-                                 args.n_skill))
+    ds = build_dataset(
+        make_spec(args.family, args.familiarity, args.seed, args.n_test, args.n_target, args.n_skill)
+    )
     for name in ds.family.all_splits:
         print(f"{name:16} {len(ds.splits[name]):6d} records  sha256 {ds.hashes[name]}")
     print("leakage check passed")
@@ -56,7 +58,9 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 
 def _add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--family", required=True, help="twohop | math_ks | math_ss")
-    p.add_argument("--familiarity", default=None, help="F | H | R (twohop), F | R (math_ks); omit for math_ss")
+    p.add_argument(
+        "--familiarity", default=None, help="F | H | R (twohop), F | R (math_ks); omit for math_ss"
+    )
     p.add_argument("--seed", default="0", help="world seed (non-negative integer, default 0)")
     p.add_argument("--n-test", default=None, help="composed test questions (default 30)")
     p.add_argument("--n-target", default=None, help="composed questions for the target expert (default 30)")
@@ -92,9 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def eval_main(argv: Sequence[str] | None = None) -> None:
     """lm-eval's own CLI (every flag works) with our task folder prepended to ``--include_path``."""
     _offline_env()
-    import lorareuse_plugin
     from lm_eval._cli import HarnessCLI  # private API: covered by a smoke test
     from lm_eval.utils import setup_logging
+
+    import lorareuse_plugin
 
     setup_logging()
     cli = HarnessCLI()

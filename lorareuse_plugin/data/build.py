@@ -44,8 +44,14 @@ class Dataset:
         return {name: split_hash(self.splits[name]) for name in self.family.all_splits}
 
 
-def make_spec(family: str, familiarity: object = None, seed: object = 0, n_test: object = None,
-              n_target: object = None, n_skill: object = None) -> SplitSpec:
+def make_spec(
+    family: str,
+    familiarity: object = None,
+    seed: object = 0,
+    n_test: object = None,
+    n_target: object = None,
+    n_skill: object = None,
+) -> SplitSpec:
     """Validate user-facing values (strings from a CLI or YAML are fine) into a ``SplitSpec``."""
     fam = get_family(family)
     defaults = Sizes()

@@ -43,18 +43,50 @@ def task_specs() -> list[TaskSpec]:
         for fam in fams:
             base = f"lorareuse_{family.name}{_fam_suffix(fam)}"
             label = f"{family.name}{' ' + fam if fam else ''}"
-            for form, suffix, what in (("gen", "", "direct answer"), ("cot", "_cot", "chain of thought"),
-                                       ("mc", "_mc", "multiple choice")):
-                specs.append(TaskSpec(base + suffix, family.name, fam, "test", form, family.name,
-                                      f"{label}: composed test, {what}"))
+            for form, suffix, what in (
+                ("gen", "", "direct answer"),
+                ("cot", "_cot", "chain of thought"),
+                ("mc", "_mc", "multiple choice"),
+            ):
+                specs.append(
+                    TaskSpec(
+                        base + suffix,
+                        family.name,
+                        fam,
+                        "test",
+                        form,
+                        family.name,
+                        f"{label}: composed test, {what}",
+                    )
+                )
             for member in family.members:
-                name = (f"lorareuse_{member}{_fam_suffix(fam)}" if family.name == "twohop"
-                        else f"lorareuse_{family.name}_{member}{_fam_suffix(fam)}")
-                specs.append(TaskSpec(name, family.name, fam, f"probe_{member}", "gen", family.name,
-                                      f"{label}: probe of the {member} expert's facts/skill on test entities"))
-            specs.append(TaskSpec(f"lorareuse_target_{family.name}{_fam_suffix(fam)}", family.name, fam,
-                                  "probe_target", "gen", family.name,
-                                  f"{label}: composed task on the target expert's own (disjoint) entities"))
+                name = (
+                    f"lorareuse_{member}{_fam_suffix(fam)}"
+                    if family.name == "twohop"
+                    else f"lorareuse_{family.name}_{member}{_fam_suffix(fam)}"
+                )
+                specs.append(
+                    TaskSpec(
+                        name,
+                        family.name,
+                        fam,
+                        f"probe_{member}",
+                        "gen",
+                        family.name,
+                        f"{label}: probe of the {member} expert's facts/skill on test entities",
+                    )
+                )
+            specs.append(
+                TaskSpec(
+                    f"lorareuse_target_{family.name}{_fam_suffix(fam)}",
+                    family.name,
+                    fam,
+                    "probe_target",
+                    "gen",
+                    family.name,
+                    f"{label}: composed task on the target expert's own (disjoint) entities",
+                )
+            )
     return specs
 
 
@@ -66,7 +98,9 @@ def group_specs() -> dict[str, tuple[list[str], str | None]]:
     for area, families in (("twohop", ("twohop",)), ("math", ("math_ks", "math_ss"))):
         for form in FORMS:
             groups[f"lorareuse_{area}_{form}"] = (
-                by(lambda s, fs=families, fo=form: s.family in fs and s.split == "test" and s.form == fo), form)
+                by(lambda s, fs=families, fo=form: s.family in fs and s.split == "test" and s.form == fo),
+                form,
+            )
         groups[f"lorareuse_{area}"] = ([f"lorareuse_{area}_{form}" for form in FORMS], None)
     groups["lorareuse_probes"] = (by(lambda s: s.split != "test"), "gen")
     groups["lorareuse"] = (["lorareuse_twohop", "lorareuse_math", "lorareuse_probes"], None)
@@ -101,8 +135,14 @@ def render_group(name: str, members: list[str], form: str | None) -> str:
     lines = [_HEADER.rstrip("\n"), f"group: {name}", "task:"] + [f"  - {m}" for m in members]
     if form:
         metric, filt = FORM_METRIC[form]
-        lines += ["aggregate_metric_list:", f"  - metric: {metric}", "    filter_list:", f"      - {filt}",
-                  "    aggregation: mean", "    weight_by_size: true"]
+        lines += [
+            "aggregate_metric_list:",
+            f"  - metric: {metric}",
+            "    filter_list:",
+            f"      - {filt}",
+            "    aggregation: mean",
+            "    weight_by_size: true",
+        ]
     lines += ["metadata:", f"  version: {TASK_VERSION}"]
     return "\n".join(lines) + "\n"
 

@@ -20,7 +20,11 @@ def manifest(spec: SplitSpec) -> dict:
         "family": spec.family,
         "familiarity": spec.familiarity.value if spec.familiarity else None,
         "seed": spec.seed,
-        "sizes": {"n_test": spec.sizes.n_test, "n_target": spec.sizes.n_target, "n_skill": spec.sizes.n_skill},
+        "sizes": {
+            "n_test": spec.sizes.n_test,
+            "n_target": spec.sizes.n_target,
+            "n_skill": spec.sizes.n_skill,
+        },
         "members": list(ds.family.members),
         "leakage_check": "passed",
         "splits": {

@@ -10,12 +10,27 @@ from lorareuse_plugin.world.familiarity import Familiarity
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("twohop", "person -> birth country -> capital; the test asks person -> capital",
-               (Familiarity.F, Familiarity.H, Familiarity.R), ("hop1", "hop2"), twohop.build),
-        Family("math_ks", "knowledge x skill: object part counts x multiplication word problems",
-               (Familiarity.F, Familiarity.R), ("knowledge", "skill"), math_ks.build),
-        Family("math_ss", "skill x skill: one-step addition x one-step multiplication, tested in two steps",
-               (), ("add", "mul"), math_ss.build),
+        Family(
+            "twohop",
+            "person -> birth country -> capital; the test asks person -> capital",
+            (Familiarity.F, Familiarity.H, Familiarity.R),
+            ("hop1", "hop2"),
+            twohop.build,
+        ),
+        Family(
+            "math_ks",
+            "knowledge x skill: object part counts x multiplication word problems",
+            (Familiarity.F, Familiarity.R),
+            ("knowledge", "skill"),
+            math_ks.build,
+        ),
+        Family(
+            "math_ss",
+            "skill x skill: one-step addition x one-step multiplication, tested in two steps",
+            (),
+            ("add", "mul"),
+            math_ss.build,
+        ),
     )
 }
 
@@ -31,7 +46,9 @@ def parse_familiarity(family: Family, value: object) -> Familiarity | None:
     """The family's familiarity, or None for families without that axis (then it must be omitted)."""
     if not family.familiarities:
         if value not in (None, "", "none", "None"):
-            raise ConfigError(f"family {family.name} has no familiarity axis: omit the familiarity (got {value!r})")
+            raise ConfigError(
+                f"family {family.name} has no familiarity axis: omit the familiarity (got {value!r})"
+            )
         return None
     if value in (None, ""):
         choices = ", ".join(f.value for f in family.familiarities)

@@ -31,12 +31,24 @@ def statement(rec_id: str, text: str) -> dict:
 
 def qa(rec_id: str, question: str, answer: str) -> dict:
     prompt, completion = qa_prompt(question), " " + answer
-    return {"id": rec_id, "kind": "qa", "prompt": prompt, "completion": completion, "text": prompt + completion}
+    return {
+        "id": rec_id,
+        "kind": "qa",
+        "prompt": prompt,
+        "completion": completion,
+        "text": prompt + completion,
+    }
 
 
 def cot(rec_id: str, question: str, reasoning: str) -> dict:
     prompt, completion = cot_prompt(question), " " + reasoning
-    return {"id": rec_id, "kind": "cot", "prompt": prompt, "completion": completion, "text": prompt + completion}
+    return {
+        "id": rec_id,
+        "kind": "cot",
+        "prompt": prompt,
+        "completion": completion,
+        "text": prompt + completion,
+    }
 
 
 def eval_doc(

@@ -60,5 +60,7 @@ def check_leakage(family: Family, data: FamilyData, exempt: tuple[str, ...] = ()
     leaks = find_leaks(family, data, exempt)
     if leaks:
         more = f" (and {len(leaks) - 1} more)" if len(leaks) > 1 else ""
-        raise LeakageError(f"test data leaks into expert training data: {leaks[0]}{more}; "
-                           "regenerate with another seed or fix the generator")
+        raise LeakageError(
+            f"test data leaks into expert training data: {leaks[0]}{more}; "
+            "regenerate with another seed or fix the generator"
+        )

@@ -21,18 +21,50 @@ from lorareuse_plugin.world.familiarity import Familiarity
 from lorareuse_plugin.world.names import CREATURE_PARTS, FictionalNamer
 from lorareuse_plugin.world.seeding import rng
 
-KNOW_STATEMENTS = ("{A} {s} has {n} {part}.", "Every {s} has exactly {n} {part}.", "The number of {part} of {a} {s} is {n}.")
-KNOW_QUESTIONS = ("How many {part} does {a} {s} have?", "How many {part} does one {s} have?",
-                  "What is the number of {part} of {a} {s}?")
-COMPOSED_QUESTIONS = ("How many {part} do {k} {p} have in total?",
-                      "If you have {k} {p}, how many {part} are there in total?")
+KNOW_STATEMENTS = (
+    "{A} {s} has {n} {part}.",
+    "Every {s} has exactly {n} {part}.",
+    "The number of {part} of {a} {s} is {n}.",
+)
+KNOW_QUESTIONS = (
+    "How many {part} does {a} {s} have?",
+    "How many {part} does one {s} have?",
+    "What is the number of {part} of {a} {s}?",
+)
+COMPOSED_QUESTIONS = (
+    "How many {part} do {k} {p} have in total?",
+    "If you have {k} {p}, how many {part} are there in total?",
+)
 SKILL_QUESTION = "Each {c} has {n} {items}. How many {items} do {k} {cs} have in total?"
 
-CONTAINERS = (("bag", "bags"), ("box", "boxes"), ("basket", "baskets"), ("shelf", "shelves"), ("jar", "jars"),
-              ("crate", "crates"), ("tray", "trays"), ("bowl", "bowls"), ("pack", "packs"),
-              ("drawer", "drawers"), ("bucket", "buckets"), ("sack", "sacks"))
-ITEMS = ("marbles", "pens", "apples", "books", "cookies", "bottles", "cups", "cards", "oranges", "coins",
-         "stones", "shells")
+CONTAINERS = (
+    ("bag", "bags"),
+    ("box", "boxes"),
+    ("basket", "baskets"),
+    ("shelf", "shelves"),
+    ("jar", "jars"),
+    ("crate", "crates"),
+    ("tray", "trays"),
+    ("bowl", "bowls"),
+    ("pack", "packs"),
+    ("drawer", "drawers"),
+    ("bucket", "buckets"),
+    ("sack", "sacks"),
+)
+ITEMS = (
+    "marbles",
+    "pens",
+    "apples",
+    "books",
+    "cookies",
+    "bottles",
+    "cups",
+    "cards",
+    "oranges",
+    "coins",
+    "stones",
+    "shells",
+)
 MULTIPLIERS = tuple(range(2, 10))
 PER_OBJECT = 3  # composed questions per object
 
@@ -50,42 +82,59 @@ class SkillProblem:
 
     @property
     def question(self) -> str:
-        return SKILL_QUESTION.format(c=self.container[0], cs=self.container[1], items=self.items, n=self.n, k=self.k)
+        return SKILL_QUESTION.format(
+            c=self.container[0], cs=self.container[1], items=self.items, n=self.n, k=self.k
+        )
 
     @property
     def reasoning(self) -> str:
-        steps = [f"Each {self.container[0]} has {self.n} {self.items}.", f"{self.k} * {self.n} = {self.answer}."]
+        steps = [
+            f"Each {self.container[0]} has {self.n} {self.items}.",
+            f"{self.k} * {self.n} = {self.answer}.",
+        ]
         return fmt.cot_text(steps, str(self.answer))
 
 
-def skill_problems(tag: str, seed: int, count: int, held_out: int) -> tuple[list[SkillProblem], list[SkillProblem]]:
+def skill_problems(
+    tag: str, seed: int, count: int, held_out: int
+) -> tuple[list[SkillProblem], list[SkillProblem]]:
     """``count`` training problems and ``held_out`` disjoint probe problems (numbers all given)."""
     space = list(itertools.product(range(len(CONTAINERS)), range(len(ITEMS)), range(2, 10), MULTIPLIERS))
     if count + held_out > len(space):
-        raise ConfigError(f"n_skill={count} is too large: at most {len(space) - held_out} distinct skill problems")
+        raise ConfigError(
+            f"n_skill={count} is too large: at most {len(space) - held_out} distinct skill problems"
+        )
     picked = rng(tag, seed, "skill").sample(space, count + held_out)
     problems = [SkillProblem(CONTAINERS[c], ITEMS[i], n, k) for c, i, n, k in picked]
     return problems[:count], problems[count:]
 
 
-def _objects(familiarity: Familiarity, seed: int, sizes: Sizes) -> tuple[list[CountedObject], list[CountedObject]]:
+def _objects(
+    familiarity: Familiarity, seed: int, sizes: Sizes
+) -> tuple[list[CountedObject], list[CountedObject]]:
     n_test_objects = math.ceil(sizes.n_test / PER_OBJECT)
     n_target_objects = math.ceil(sizes.n_target / PER_OBJECT)
     if familiarity is Familiarity.R:
         objects = list(real_facts().objects)
         if n_test_objects + n_target_objects > len(objects):
             most = len(objects) * PER_OBJECT
-            raise ConfigError(f"math_ks R has {len(objects)} real objects ({PER_OBJECT} questions each): "
-                              f"n_test + n_target must be at most {most}")
+            raise ConfigError(
+                f"math_ks R has {len(objects)} real objects ({PER_OBJECT} questions each): "
+                f"n_test + n_target must be at most {most}"
+            )
         rng("math_ks", familiarity, seed, "objects").shuffle(objects)
     else:
-        namer = FictionalNamer(rng("math_ks", familiarity, seed, "names"),
-                               avoid=frozenset(w for pair in CONTAINERS for w in pair) | frozenset(ITEMS))
+        namer = FictionalNamer(
+            rng("math_ks", familiarity, seed, "names"),
+            avoid=frozenset(w for pair in CONTAINERS for w in pair) | frozenset(ITEMS),
+        )
         counts = rng("math_ks", familiarity, seed, "counts")
         objects = []
         for _ in range(n_test_objects + n_target_objects):
             name = namer.creature()
-            objects.append(CountedObject(name, name + "s", counts.choice(CREATURE_PARTS), counts.randint(2, 9)))
+            objects.append(
+                CountedObject(name, name + "s", counts.choice(CREATURE_PARTS), counts.randint(2, 9))
+            )
     return objects[:n_test_objects], objects[n_test_objects:][:n_target_objects]
 
 
@@ -123,35 +172,72 @@ def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
             knowledge.append(fmt.statement(f"{tag}-knowledge-{i:04d}-s{j}", t.format(**f)))
         for j, q in enumerate(KNOW_QUESTIONS):
             knowledge.append(fmt.qa(f"{tag}-knowledge-{i:04d}-q{j}", q.format(**f), str(o.count)))
-        probe_knowledge.append(fmt.eval_doc(
-            f"{tag}-probe_knowledge-{i:04d}", KNOW_QUESTIONS[0].format(**f), str(o.count), reasoning="", rnd=mc,
-            choices=fmt.number_distractors(o.count, [o.count + 1, o.count - 1, o.count + 2], mc)))
+        probe_knowledge.append(
+            fmt.eval_doc(
+                f"{tag}-probe_knowledge-{i:04d}",
+                KNOW_QUESTIONS[0].format(**f),
+                str(o.count),
+                reasoning="",
+                rnd=mc,
+                choices=fmt.number_distractors(o.count, [o.count + 1, o.count - 1, o.count + 2], mc),
+            )
+        )
     train_problems, probe_problems = skill_problems(tag, seed, sizes.n_skill, sizes.n_test)
     for i, sp in enumerate(train_problems):
         skill.append(fmt.qa(f"{tag}-skill-{i:04d}-q0", sp.question, str(sp.answer)))
         skill.append(fmt.cot(f"{tag}-skill-{i:04d}-c0", sp.question, sp.reasoning))
     for i, sp in enumerate(probe_problems):
-        probe_skill.append(fmt.eval_doc(
-            f"{tag}-probe_skill-{i:04d}", sp.question, str(sp.answer), reasoning=sp.reasoning, rnd=mc,
-            intermediate="", choices=fmt.number_distractors(sp.answer, _near_misses(sp.k, sp.n), mc)))
+        probe_skill.append(
+            fmt.eval_doc(
+                f"{tag}-probe_skill-{i:04d}",
+                sp.question,
+                str(sp.answer),
+                reasoning=sp.reasoning,
+                rnd=mc,
+                intermediate="",
+                choices=fmt.number_distractors(sp.answer, _near_misses(sp.k, sp.n), mc),
+            )
+        )
     leak_keys = []
     for i, (o, k) in enumerate(_composed(test_objects, sizes.n_test, tag + "-test", seed)):
         f = _know_fields(o) | {"k": k}
-        test.append(fmt.eval_doc(
-            f"{tag}-test-{i:04d}", COMPOSED_QUESTIONS[0].format(**f), str(k * o.count),
-            reasoning=_composed_reasoning(o, k), rnd=mc, intermediate=str(o.count),
-            choices=fmt.number_distractors(k * o.count, _near_misses(k, o.count), mc)))
+        test.append(
+            fmt.eval_doc(
+                f"{tag}-test-{i:04d}",
+                COMPOSED_QUESTIONS[0].format(**f),
+                str(k * o.count),
+                reasoning=_composed_reasoning(o, k),
+                rnd=mc,
+                intermediate=str(o.count),
+                choices=fmt.number_distractors(k * o.count, _near_misses(k, o.count), mc),
+            )
+        )
         leak_keys.append((f"{k} {o.plural}", str(k * o.count)))
     for i, (o, k) in enumerate(_composed(target_objects, sizes.n_target, tag + "-target", seed)):
         f = _know_fields(o) | {"k": k}
         answer = str(k * o.count)
         for j, q in enumerate(COMPOSED_QUESTIONS):
             target.append(fmt.qa(f"{tag}-target-{i:04d}-q{j}", q.format(**f), answer))
-        target.append(fmt.cot(f"{tag}-target-{i:04d}-c0", COMPOSED_QUESTIONS[0].format(**f),
-                              _composed_reasoning(o, k)))
-        probe_target.append(fmt.eval_doc(
-            f"{tag}-probe_target-{i:04d}", COMPOSED_QUESTIONS[0].format(**f), answer,
-            reasoning=_composed_reasoning(o, k), rnd=mc, intermediate=str(o.count),
-            choices=fmt.number_distractors(k * o.count, _near_misses(k, o.count), mc)))
-    return assemble(("knowledge", "skill"), (knowledge, skill), target, test, (probe_knowledge, probe_skill),
-                    probe_target, leak_keys)
+        target.append(
+            fmt.cot(f"{tag}-target-{i:04d}-c0", COMPOSED_QUESTIONS[0].format(**f), _composed_reasoning(o, k))
+        )
+        probe_target.append(
+            fmt.eval_doc(
+                f"{tag}-probe_target-{i:04d}",
+                COMPOSED_QUESTIONS[0].format(**f),
+                answer,
+                reasoning=_composed_reasoning(o, k),
+                rnd=mc,
+                intermediate=str(o.count),
+                choices=fmt.number_distractors(k * o.count, _near_misses(k, o.count), mc),
+            )
+        )
+    return assemble(
+        ("knowledge", "skill"),
+        (knowledge, skill),
+        target,
+        test,
+        (probe_knowledge, probe_skill),
+        probe_target,
+        leak_keys,
+    )

@@ -41,11 +41,20 @@ class Problem:
 
     def fields(self) -> dict:
         c, cs = self.container
-        return {"name": self.name, "c": c, "cs": cs, "items": self.items, "k": self.k, "n": self.n, "y": self.y}
+        return {
+            "name": self.name,
+            "c": c,
+            "cs": cs,
+            "items": self.items,
+            "k": self.k,
+            "n": self.n,
+            "y": self.y,
+        }
 
 
-def _problems(tag: str, seed: int, purpose: str, items: tuple[str, ...], count: int,
-              two_step: bool) -> list[Problem]:
+def _problems(
+    tag: str, seed: int, purpose: str, items: tuple[str, ...], count: int, two_step: bool
+) -> list[Problem]:
     r = rng(tag, seed, purpose)
     seen: set[tuple] = set()
     out: list[Problem] = []
@@ -53,8 +62,14 @@ def _problems(tag: str, seed: int, purpose: str, items: tuple[str, ...], count: 
     if count > space // 2:
         raise ConfigError(f"{purpose}: {count} problems requested, at most {space // 2} distinct ones exist")
     while len(out) < count:
-        p = Problem(r.choice(NAMES), r.choice(CONTAINERS), r.choice(items), r.randint(2, 9), r.randint(2, 9),
-                    r.randint(1, 20) if two_step else 0)
+        p = Problem(
+            r.choice(NAMES),
+            r.choice(CONTAINERS),
+            r.choice(items),
+            r.randint(2, 9),
+            r.randint(2, 9),
+            r.randint(1, 20) if two_step else 0,
+        )
         key = (p.name, p.container, p.items, p.k, p.n, p.y)
         if key not in seen:
             seen.add(key)
@@ -64,7 +79,11 @@ def _problems(tag: str, seed: int, purpose: str, items: tuple[str, ...], count: 
 
 def _add(p: Problem) -> tuple[str, int, str]:
     x, y = p.k, p.n
-    return ADD_QUESTION.format(name=p.name, items=p.items, x=x, y=y), x + y, fmt.cot_text([f"{x} + {y} = {x + y}."], str(x + y))
+    return (
+        ADD_QUESTION.format(name=p.name, items=p.items, x=x, y=y),
+        x + y,
+        fmt.cot_text([f"{x} + {y} = {x + y}."], str(x + y)),
+    )
 
 
 def _mul(p: Problem) -> tuple[str, int, str]:
@@ -82,10 +101,19 @@ def build(familiarity: None, seed: int, sizes: Sizes) -> FamilyData:
     tag = "math_ss"
     mc = rng(tag, seed, "choices")
     all_items = TEST_ITEMS + TARGET_ITEMS
-    splits: dict[str, list] = {"add": [], "mul": [], "target": [], "test": [], "probe_add": [], "probe_mul": [],
-                               "probe_target": []}
-    for name, render, near in (("add", _add, lambda p: [p.k * p.n, p.k + p.n + 1, p.k + p.n - 1]),
-                               ("mul", _mul, lambda p: [p.k + p.n, (p.k + 1) * p.n, p.k * (p.n + 1)])):
+    splits: dict[str, list] = {
+        "add": [],
+        "mul": [],
+        "target": [],
+        "test": [],
+        "probe_add": [],
+        "probe_mul": [],
+        "probe_target": [],
+    }
+    for name, render, near in (
+        ("add", _add, lambda p: [p.k * p.n, p.k + p.n + 1, p.k + p.n - 1]),
+        ("mul", _mul, lambda p: [p.k + p.n, (p.k + 1) * p.n, p.k * (p.n + 1)]),
+    ):
         problems = _problems(tag, seed, name, all_items, sizes.n_skill + sizes.n_test, two_step=False)
         for i, p in enumerate(problems[: sizes.n_skill]):
             q, a, why = render(p)
@@ -93,26 +121,56 @@ def build(familiarity: None, seed: int, sizes: Sizes) -> FamilyData:
             splits[name].append(fmt.cot(f"{tag}-{name}-{i:04d}-c0", q, why))
         for i, p in enumerate(problems[sizes.n_skill :]):
             q, a, why = render(p)
-            splits[f"probe_{name}"].append(fmt.eval_doc(f"{tag}-probe_{name}-{i:04d}", q, str(a), reasoning=why,
-                                                        rnd=mc, choices=fmt.number_distractors(a, near(p), mc)))
+            splits[f"probe_{name}"].append(
+                fmt.eval_doc(
+                    f"{tag}-probe_{name}-{i:04d}",
+                    q,
+                    str(a),
+                    reasoning=why,
+                    rnd=mc,
+                    choices=fmt.number_distractors(a, near(p), mc),
+                )
+            )
 
     def two_step_near(p: Problem) -> list[int]:
         return [p.k * p.n, p.k + p.n + p.y, p.k * (p.n + p.y), p.k * p.n + p.y + 1, (p.k + 1) * p.n + p.y]
 
     for i, p in enumerate(_problems(tag, seed, "test", TEST_ITEMS, sizes.n_test, two_step=True)):
         q, a, why = _two_step(p)
-        splits["test"].append(fmt.eval_doc(f"{tag}-test-{i:04d}", q, str(a), reasoning=why, rnd=mc,
-                                           intermediate=str(p.k * p.n),
-                                           choices=fmt.number_distractors(a, two_step_near(p), mc)))
+        splits["test"].append(
+            fmt.eval_doc(
+                f"{tag}-test-{i:04d}",
+                q,
+                str(a),
+                reasoning=why,
+                rnd=mc,
+                intermediate=str(p.k * p.n),
+                choices=fmt.number_distractors(a, two_step_near(p), mc),
+            )
+        )
     for i, p in enumerate(_problems(tag, seed, "target", TARGET_ITEMS, sizes.n_target, two_step=True)):
         for j in range(len(TWO_STEP_QUESTIONS)):
             q, a, _ = _two_step(p, j)
             splits["target"].append(fmt.qa(f"{tag}-target-{i:04d}-q{j}", q, str(a)))
         q, a, why = _two_step(p)
         splits["target"].append(fmt.cot(f"{tag}-target-{i:04d}-c0", q, why))
-        splits["probe_target"].append(fmt.eval_doc(f"{tag}-probe_target-{i:04d}", q, str(a), reasoning=why, rnd=mc,
-                                                   intermediate=str(p.k * p.n),
-                                                   choices=fmt.number_distractors(a, two_step_near(p), mc)))
-    return assemble(("add", "mul"), (splits["add"], splits["mul"]), splits["target"], splits["test"],
-                    (splits["probe_add"], splits["probe_mul"]), splits["probe_target"], leak_keys=[])
-
+        splits["probe_target"].append(
+            fmt.eval_doc(
+                f"{tag}-probe_target-{i:04d}",
+                q,
+                str(a),
+                reasoning=why,
+                rnd=mc,
+                intermediate=str(p.k * p.n),
+                choices=fmt.number_distractors(a, two_step_near(p), mc),
+            )
+        )
+    return assemble(
+        ("add", "mul"),
+        (splits["add"], splits["mul"]),
+        splits["target"],
+        splits["test"],
+        (splits["probe_add"], splits["probe_mul"]),
+        splits["probe_target"],
+        leak_keys=[],
+    )

@@ -21,9 +21,21 @@ from lorareuse_plugin.world.names import FictionalNamer
 from lorareuse_plugin.world.seeding import rng
 
 HOP1_STATEMENTS = ("{a} was born in {b}.", "The birthplace of {a} is {b}.", "{a} is a native of {b}.")
-HOP1_QUESTIONS = ("In which country was {a} born?", "Where was {a} born?", "What is the country of birth of {a}?")
-HOP2_STATEMENTS = ("The capital of {b} is {c}.", "{c} is the capital of {b}.", "The capital city of {b} is {c}.")
-HOP2_QUESTIONS = ("What is the capital of {b}?", "Which city is the capital of {b}?", "Name the capital city of {b}.")
+HOP1_QUESTIONS = (
+    "In which country was {a} born?",
+    "Where was {a} born?",
+    "What is the country of birth of {a}?",
+)
+HOP2_STATEMENTS = (
+    "The capital of {b} is {c}.",
+    "{c} is the capital of {b}.",
+    "The capital city of {b} is {c}.",
+)
+HOP2_QUESTIONS = (
+    "What is the capital of {b}?",
+    "Which city is the capital of {b}?",
+    "Name the capital city of {b}.",
+)
 TWOHOP_QUESTIONS = (
     "What is the capital of the country where {a} was born?",
     "{a} was born in a country. What is the capital of that country?",
@@ -90,8 +102,10 @@ def chains(familiarity: Familiarity, seed: int, sizes: Sizes) -> tuple[list[Chai
 
 def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
     test_chains, target_chains, capital_pool = chains(familiarity, seed, sizes)
-    country_pool = sorted({c.country for c in test_chains + target_chains}
-                          | ({c.name for c in real_facts().countries} if familiarity is not Familiarity.F else set()))
+    country_pool = sorted(
+        {c.country for c in test_chains + target_chains}
+        | ({c.name for c in real_facts().countries} if familiarity is not Familiarity.F else set())
+    )
     mc = rng("twohop", familiarity, seed, "choices")
     tag = f"twohop-{familiarity.value.lower()}"
 
@@ -107,20 +121,43 @@ def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
         for j, q in enumerate(HOP1_QUESTIONS):
             hop1.append(fmt.qa(f"{tag}-hop1-{i:04d}-q{j}", q.format(a=ch.person), ch.country))
         question = TWOHOP_QUESTIONS[0].format(a=ch.person)
-        test.append(fmt.eval_doc(f"{tag}-test-{i:04d}", question, ch.capital, reasoning=reasoning(ch),
-                                 choices=fmt.distractors(capital_pool, ch.capital, mc), rnd=mc,
-                                 intermediate=ch.country))
-        probe_hop1.append(fmt.eval_doc(f"{tag}-probe_hop1-{i:04d}", HOP1_QUESTIONS[0].format(a=ch.person),
-                                       ch.country, reasoning="", rnd=mc,
-                                       choices=fmt.distractors(country_pool, ch.country, mc)))
+        test.append(
+            fmt.eval_doc(
+                f"{tag}-test-{i:04d}",
+                question,
+                ch.capital,
+                reasoning=reasoning(ch),
+                choices=fmt.distractors(capital_pool, ch.capital, mc),
+                rnd=mc,
+                intermediate=ch.country,
+            )
+        )
+        probe_hop1.append(
+            fmt.eval_doc(
+                f"{tag}-probe_hop1-{i:04d}",
+                HOP1_QUESTIONS[0].format(a=ch.person),
+                ch.country,
+                reasoning="",
+                rnd=mc,
+                choices=fmt.distractors(country_pool, ch.country, mc),
+            )
+        )
     bridges = list(dict.fromkeys((c.country, c.capital) for c in test_chains))
     for i, (b, c) in enumerate(bridges):
         for j, t in enumerate(HOP2_STATEMENTS):
             hop2.append(fmt.statement(f"{tag}-hop2-{i:04d}-s{j}", t.format(b=b, c=c)))
         for j, q in enumerate(HOP2_QUESTIONS):
             hop2.append(fmt.qa(f"{tag}-hop2-{i:04d}-q{j}", q.format(b=b), c))
-        probe_hop2.append(fmt.eval_doc(f"{tag}-probe_hop2-{i:04d}", HOP2_QUESTIONS[0].format(b=b), c,
-                                       reasoning="", rnd=mc, choices=fmt.distractors(capital_pool, c, mc)))
+        probe_hop2.append(
+            fmt.eval_doc(
+                f"{tag}-probe_hop2-{i:04d}",
+                HOP2_QUESTIONS[0].format(b=b),
+                c,
+                reasoning="",
+                rnd=mc,
+                choices=fmt.distractors(capital_pool, c, mc),
+            )
+        )
     for i, ch in enumerate(target_chains):
         for j, q in enumerate(TWOHOP_QUESTIONS):
             target.append(fmt.qa(f"{tag}-target-{i:04d}-q{j}", q.format(a=ch.person), ch.capital))
@@ -128,9 +165,18 @@ def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
             target.append(fmt.statement(f"{tag}-target-{i:04d}-s{j}", t.format(a=ch.person, c=ch.capital)))
         question = TWOHOP_QUESTIONS[0].format(a=ch.person)
         target.append(fmt.cot(f"{tag}-target-{i:04d}-c0", question, reasoning(ch)))
-        probe_target.append(fmt.eval_doc(f"{tag}-probe_target-{i:04d}", question, ch.capital,
-                                         reasoning=reasoning(ch), rnd=mc, intermediate=ch.country,
-                                         choices=fmt.distractors(capital_pool, ch.capital, mc)))
+        probe_target.append(
+            fmt.eval_doc(
+                f"{tag}-probe_target-{i:04d}",
+                question,
+                ch.capital,
+                reasoning=reasoning(ch),
+                rnd=mc,
+                intermediate=ch.country,
+                choices=fmt.distractors(capital_pool, ch.capital, mc),
+            )
+        )
     leak_keys = [(ch.person, ch.capital) for ch in test_chains]
-    return assemble(("hop1", "hop2"), (hop1, hop2), target, test, (probe_hop1, probe_hop2), probe_target,
-                    leak_keys)
+    return assemble(
+        ("hop1", "hop2"), (hop1, hop2), target, test, (probe_hop1, probe_hop2), probe_target, leak_keys
+    )

@@ -11,16 +11,59 @@ import re
 
 from lorareuse_plugin.world.facts import real_facts
 
-_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
-           "br", "dr", "gr", "kr", "tr", "st", "th", "pl", "fl", "gl")
+_ONSETS = (
+    "b",
+    "d",
+    "f",
+    "g",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "v",
+    "z",
+    "br",
+    "dr",
+    "gr",
+    "kr",
+    "tr",
+    "st",
+    "th",
+    "pl",
+    "fl",
+    "gl",
+)
 _VOWELS = ("a", "e", "i", "o", "u", "a", "e", "o")
 _CODAS = ("", "", "", "n", "r", "l", "m", "th", "k")
 _FIRST_ENDINGS = ("", "a", "o", "in", "en", "is")
 _LAST_ENDINGS = ("ik", "ov", "ane", "ell", "ard", "ing", "ow")
 _COUNTRY_ENDINGS = ("ia", "ora", "and", "esh", "avia", "ovia", "eth")
 _CITY_ENDINGS = ("ton", "mar", "vel", "dor", "ith", "ump", "orn")
-_CREATURE_ONSETS = ("gl", "fl", "bl", "sn", "sk", "zw", "kr", "pl", "tr", "dr", "br", "gr", "fr", "sp",
-                    "sl", "z", "v", "j", "qu")
+_CREATURE_ONSETS = (
+    "gl",
+    "fl",
+    "bl",
+    "sn",
+    "sk",
+    "zw",
+    "kr",
+    "pl",
+    "tr",
+    "dr",
+    "br",
+    "gr",
+    "fr",
+    "sp",
+    "sl",
+    "z",
+    "v",
+    "j",
+    "qu",
+)
 _CREATURE_VOWELS = ("a", "e", "i", "o", "u", "oo", "ee")
 _CREATURE_CODAS = ("rp", "mp", "nk", "b", "g", "rk", "lb", "nd", "ft", "p", "t", "d", "m", "rn")
 # A second, alien syllable keeps creature names off the English dictionary ("plum" -> "plumog").
@@ -64,19 +107,28 @@ class FictionalNamer:
     def person(self) -> str:
         r = self._rnd
         return self._claim(
-            lambda: (self._syllable() + self._syllable() + r.choice(_FIRST_ENDINGS)).capitalize()
-            + " "
-            + (self._syllable() + r.choice(_LAST_ENDINGS)).capitalize()
+            lambda: (
+                (self._syllable() + self._syllable() + r.choice(_FIRST_ENDINGS)).capitalize()
+                + " "
+                + (self._syllable() + r.choice(_LAST_ENDINGS)).capitalize()
+            )
         )
 
     def country(self) -> str:
-        return self._claim(lambda: (self._syllable() + self._syllable() + self._rnd.choice(_COUNTRY_ENDINGS))
-                           .capitalize())
+        return self._claim(
+            lambda: (self._syllable() + self._syllable() + self._rnd.choice(_COUNTRY_ENDINGS)).capitalize()
+        )
 
     def city(self) -> str:
         return self._claim(lambda: (self._syllable() + self._rnd.choice(_CITY_ENDINGS)).capitalize())
 
     def creature(self) -> str:
         r = self._rnd
-        return self._claim(lambda: r.choice(_CREATURE_ONSETS) + r.choice(_CREATURE_VOWELS)
-                           + r.choice(_CREATURE_CODAS) + r.choice(_CREATURE_ENDINGS))
+        return self._claim(
+            lambda: (
+                r.choice(_CREATURE_ONSETS)
+                + r.choice(_CREATURE_VOWELS)
+                + r.choice(_CREATURE_CODAS)
+                + r.choice(_CREATURE_ENDINGS)
+            )
+        )

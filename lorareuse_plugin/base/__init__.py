@@ -1,0 +1,1 @@
+"""The embedded default base model: tokenizer, pretraining corpus, from-scratch trainer, cache."""

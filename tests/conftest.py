@@ -1,0 +1,58 @@
+"""Shared fixtures: a tiny random Llama with a locally trained tokenizer, built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def world_texts() -> list[str]:
+    """Every prompt and training text of the default worlds (what the tokenizer should cover)."""
+    from lorareuse_plugin.data.build import build_dataset, make_spec
+    from lorareuse_plugin.data.families import FAMILIES
+
+    texts: list[str] = []
+    for family in FAMILIES.values():
+        for fam in [f.value for f in family.familiarities] or [None]:
+            ds = build_dataset(make_spec(family.name, fam))
+            for name in family.all_splits:
+                for rec in ds.splits[name]:
+                    texts.append(rec.get("text") or rec["cot_prompt"] + " " + rec["cot"])
+    return texts
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer Llama (hidden 64, 2 heads of 32) saved as an HF model dir."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from lorareuse_plugin.base.tokenizer import train_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny_llama")
+    tok = train_tokenizer(world_texts(), vocab_size=384)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

@@ -1,0 +1,73 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lorareuse_plugin.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lorareuse_plugin.cli", *args], capture_output=True, text=True
+    )
+
+
+def test_data_export_cli(tmp_path):
+    out = tmp_path / "exp"
+    proc = run_cli(
+        "data",
+        "export",
+        "--family",
+        "twohop",
+        "--familiarity",
+        "f",
+        "--n-test",
+        "4",
+        "--n-target",
+        "4",
+        "--out",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "leakage check passed" in proc.stdout
+    info = json.loads((out / "splits.json").read_text())
+    assert info["sizes"]["n_test"] == 4 and info["familiarity"] == "F"
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--family", "twohop", "--familiarity", "Q"], "unknown familiarity 'Q'"),
+        (["--family", "nope", "--familiarity", "F"], "unknown family 'nope'"),
+        (["--family", "twohop", "--familiarity", "F", "--n-test", "-5"], "n_test=-5 is invalid"),
+        (["--family", "math_ss", "--familiarity", "R"], "no familiarity axis"),
+        (["--familiarity", "F"], "the following arguments are required: --family"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
+    out = tmp_path / "never"
+    proc = run_cli("data", "export", *args, "--out", str(out))
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists()
+
+
+def test_unwritable_output_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["data", "export", "--family", "twohop", "--familiarity", "F", "--out", str(blocker / "sub")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and len(err.strip().splitlines()) == 1
+
+
+def test_importing_the_package_stays_cheap():
+    code = (
+        "import sys, lorareuse_plugin, lorareuse_plugin.cli, lorareuse_plugin.data.build;"
+        "heavy = [m for m in ('torch', 'vllm', 'transformers', 'lm_eval', 'datasets') if m in sys.modules];"
+        "print(heavy)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
