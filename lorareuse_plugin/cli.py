@@ -56,6 +56,24 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    import lorareuse_plugin
+    from lorareuse_plugin.data.catalog import FORM_METRIC, group_specs, task_specs
+
+    print("| task | family | familiarity | split | form | metric |")
+    print("|---|---|---|---|---|---|")
+    for s in task_specs():
+        metric, filt = FORM_METRIC[s.form]
+        print(f"| `{s.name}` | {s.family} | {s.familiarity or '-'} | {s.split} | {s.form} | {metric},{filt} |")
+    print()
+    print("| group | members |")
+    print("|---|---|")
+    for name, (members, _) in group_specs().items():
+        print(f"| `{name}` | {', '.join(members)} |")
+    print(f"\ntask folder: {lorareuse_plugin.TASKS_DIR}")
+    return 0
+
+
 def _add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--family", required=True, help="twohop | math_ks | math_ss")
     p.add_argument(
@@ -70,6 +88,9 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lorareuse", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    tasks = sub.add_parser("tasks", help="list our lm-eval tasks and groups (Markdown)")
+    tasks.set_defaults(handler=_cmd_tasks)
 
     data = sub.add_parser("data", help="generate, check and export datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)

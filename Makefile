@@ -1,0 +1,34 @@
+# Fresh machine -> .venv -> everything. CPU torch goes in first: otherwise pip resolves `torch`
+# to a multi-GB CUDA build.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.lorareuse-installed
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install test lint tasks demo clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+tasks: $(STAMP)  ## re-render lm_eval_tasks/ from the catalog
+	$(BIN)/python -m lorareuse_plugin.data.catalog
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
