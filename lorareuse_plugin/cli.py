@@ -63,8 +63,8 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     print("| task | family | familiarity | split | form | metric |")
     print("|---|---|---|---|---|---|")
     for s in task_specs():
-        metric, filt = FORM_METRIC[s.form]
-        print(f"| `{s.name}` | {s.family} | {s.familiarity or '-'} | {s.split} | {s.form} | {metric},{filt} |")
+        metric = ",".join(FORM_METRIC[s.form])
+        print(f"| `{s.name}` | {s.family} | {s.familiarity or '-'} | {s.split} | {s.form} | {metric} |")
     print()
     print("| group | members |")
     print("|---|---|")

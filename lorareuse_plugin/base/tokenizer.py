@@ -1,7 +1,8 @@
 """A byte-level BPE tokenizer trained locally: no hub, and no unknown token on any input.
 
 Digits are split one per token so arithmetic is learnable by a tiny model; ``<s>``, ``</s>``
-and ``<pad>`` exist so lm-eval never has to add a pad token after the model is built.
+and ``<pad>`` exist so lm-eval never has to add a pad token after the model is built, and every
+encoding starts with ``<s>``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ CHAT_TEMPLATE = (
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
     """Train on ``texts``; the 256 byte symbols are always in the vocabulary."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -36,6 +37,10 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> PreTrainedTo
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
+    # Every encoding starts with <s>, in training, in lm-eval (tokenizer default) and in vLLM alike.
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
+    )
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
     fast.chat_template = CHAT_TEMPLATE
     return fast

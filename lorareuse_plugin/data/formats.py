@@ -99,3 +99,26 @@ def number_distractors(answer: int, candidates: list[int], rnd: random.Random, k
                 pool.append(c)
         d += 1
     return [str(c) for c in rnd.sample(pool, k)]
+
+
+# The answer extractor of every generation task (the YAML templates carry the same pattern; a test
+# keeps them equal): the text after the last "answer is", else the first line, up to a period.
+ANSWER_REGEX = r"(?s)^\s*(?:.*answer is:?\s*)?([^\n.]+)"
+
+
+def extract_answer(response: str) -> str:
+    import re
+
+    match = re.findall(ANSWER_REGEX, response)
+    return match[0].strip() if match else "[invalid]"
+
+
+def normalize(text: str) -> str:
+    """As lm-eval's exact_match with ignore_case and ignore_punctuation."""
+    import string
+
+    return text.lower().translate(str.maketrans("", "", string.punctuation))
+
+
+def is_correct(response: str, answer: str) -> bool:
+    return normalize(extract_answer(response)) == normalize(answer)

@@ -67,3 +67,18 @@ def test_extractor_accepts_direct_and_cot_answers(response, gold):
 )
 def test_extractor_rejects_wrong_answers(response, gold):
     assert _score(response, gold) == 0.0
+
+
+def test_python_scorer_matches_the_yaml_extractor():
+    from lorareuse_plugin.data.formats import ANSWER_REGEX, is_correct
+
+    regex, _ = _template_filter_and_metric()
+    assert regex.regex_pattern == ANSWER_REGEX
+    for response, gold, expected in [
+        (" Velmora", "Velmora", True),
+        ("So the answer is 16.", "15", False),
+        ("A. So the answer is: 15", "15", True),
+        ("", "x", False),
+    ]:
+        assert is_correct(response, gold) is expected
+        assert _score(response, gold) == float(expected)

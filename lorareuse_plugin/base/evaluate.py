@@ -1,0 +1,56 @@
+"""Fast greedy scoring for build-time sanity checks (the leaderboard uses lm-eval itself).
+
+Same prompts, same extractor and normalisation as the lm-eval tasks, so the numbers agree.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lorareuse_plugin.data.formats import is_correct
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
+
+def greedy_generate(
+    model: torch.nn.Module,
+    tok: PreTrainedTokenizerBase,
+    prompts: list[str],
+    max_new_tokens: int = 24,
+    batch_size: int = 64,
+) -> list[str]:
+    """Greedy continuations, cut at the first newline (the tasks' ``until``)."""
+    import torch
+
+    out: list[str] = []
+    side = tok.padding_side
+    tok.padding_side = "left"
+    try:
+        for i in range(0, len(prompts), batch_size):
+            enc = tok(prompts[i : i + batch_size], return_tensors="pt", padding=True)
+            with torch.no_grad():
+                gen = model.generate(
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tok.pad_token_id,
+                    eos_token_id=tok.eos_token_id,
+                )
+            for row in gen[:, enc["input_ids"].shape[1] :]:
+                out.append(tok.decode(row, skip_special_tokens=True).split("\n")[0])
+    finally:
+        tok.padding_side = side
+    return out
+
+
+def accuracy(
+    model: torch.nn.Module, tok: PreTrainedTokenizerBase, docs: list[dict], *, cot: bool = False
+) -> float:
+    """Exact match of greedy answers on eval docs (direct prompts, or CoT prompts)."""
+    if not docs:
+        return float("nan")
+    prompts = [d["cot_prompt"] if cot else d["prompt"] for d in docs]
+    responses = greedy_generate(model, tok, prompts, max_new_tokens=96 if cot else 24)
+    return sum(is_correct(r, d["answer"]) for r, d in zip(responses, docs, strict=True)) / len(docs)
