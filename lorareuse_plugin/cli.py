@@ -74,6 +74,52 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_base_build(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.base.build import build_base
+    from lorareuse_plugin.base.sanity import format_report
+
+    path, info = build_base(args.size, force=args.force, out=Path(args.out) if args.out else None)
+    print(f"base model: {path}")
+    print(
+        f"  {info['parameters']:,} parameters, corpus {info['corpus']['documents']} documents / "
+        f"{info['corpus']['tokens']:,} tokens, final loss {info['final_loss']}, "
+        f"trained in {info['train_seconds']} s"
+    )
+    print(format_report(info["sanity"]))
+    return 0
+
+
+def _cmd_library_build(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.library.build import build_library
+    from lorareuse_plugin.library.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    out = Path(args.out) if args.out else Path("libraries") / recipe.name
+    manifest = build_library(recipe, out, base=args.base, device=args.device, dtype=args.dtype)
+    print(f"library {recipe.name}: {out.resolve()}")
+    _print_library(manifest)
+    return 0
+
+
+def _print_library(manifest: dict) -> None:
+    print(f"  base {manifest['base']['name_or_path']} (config {manifest['base']['config_hash'][:12]})")
+    print(f"  {'expert':10} {'split':8} {'records':>7} {'loss':>6} {'own probe':>9} {'test':>5}")
+    for name, e in manifest["experts"].items():
+        print(
+            f"  {name:10} {e['split']:8} {e['records']:7d} {e['final_loss']:6.3f} "
+            f"{e['own_probe_mean']:9.2f} {e['test_exact_match']:5.2f}"
+        )
+
+
+def _cmd_library_verify(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.library.manifest import load_library
+
+    lib = load_library(args.library)
+    print(f"library {lib.manifest['library']}: {len(lib.expert_names)} experts, every file matches its hash")
+    _print_library(lib.manifest)
+    return 0
+
+
 def _add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--family", required=True, help="twohop | math_ks | math_ss")
     p.add_argument(
@@ -82,7 +128,7 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", default="0", help="world seed (non-negative integer, default 0)")
     p.add_argument("--n-test", default=None, help="composed test questions (default 30)")
     p.add_argument("--n-target", default=None, help="composed questions for the target expert (default 30)")
-    p.add_argument("--n-skill", default=None, help="problems per math skill expert (default 120)")
+    p.add_argument("--n-skill", default=None, help="problems per math skill expert (default 300)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +137,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     tasks = sub.add_parser("tasks", help="list our lm-eval tasks and groups (Markdown)")
     tasks.set_defaults(handler=_cmd_tasks)
+
+    base = sub.add_parser("base", help="the embedded default base model")
+    base_sub = base.add_subparsers(dest="base_command", required=True, parser_class=_Parser)
+    bb = base_sub.add_parser("build", help="pretrain the tiny base from scratch (or reuse the cached one)")
+    bb.add_argument("--size", default="default", help="default (~2 min on 2 cores) | test (seconds)")
+    bb.add_argument("--force", action="store_true", help="rebuild even if a cached build exists")
+    bb.add_argument("--out", default=None, help="model dir (default: $LORAREUSE_CACHE/base/<size>-<hash>)")
+    bb.set_defaults(handler=_cmd_base_build)
+
+    lib = sub.add_parser("library", help="expert libraries: build from a recipe, verify")
+    lib_sub = lib.add_subparsers(dest="library_command", required=True, parser_class=_Parser)
+    lb = lib_sub.add_parser("build", help="train every expert of a recipe (resumable)")
+    lb.add_argument("recipe", help="recipe YAML, e.g. adapters/twohop_f.yaml")
+    lb.add_argument("--base", default=None, help="default | test | model dir | HF id (default: the recipe's)")
+    lb.add_argument("--out", default=None, help="library dir (default: libraries/<recipe name>)")
+    lb.add_argument("--device", default="cpu", help="cpu | cuda")
+    lb.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
+    lb.set_defaults(handler=_cmd_library_build)
+    lv = lib_sub.add_parser("verify", help="check every adapter file against manifest.json")
+    lv.add_argument("library", help="library dir")
+    lv.set_defaults(handler=_cmd_library_verify)
 
     data = sub.add_parser("data", help="generate, check and export datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)

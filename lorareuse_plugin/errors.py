@@ -14,3 +14,7 @@ class ConfigError(LorareuseError):
 
 class LeakageError(LorareuseError):
     """A test item appears in data an expert is trained on."""
+
+
+class LibraryError(LorareuseError):
+    """An expert library on disk is missing, corrupted, or does not fit the request."""

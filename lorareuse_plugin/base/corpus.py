@@ -60,8 +60,9 @@ def corpus_lines() -> list[str]:
         for b in range(1, 13):
             lines.append(f"{a} * {b} = {a * b}.")
             lines.append(_text(fmt.qa("", f"What is {a} * {b}?", str(a * b))))
-    for a in range(1, 101):
+    for a in range(1, 21):
         for b in range(1, 21):
             lines.append(f"{a} + {b} = {a + b}.")
+            lines.append(_text(fmt.qa("", f"What is {a} + {b}?", str(a + b))))
     rng("corpus", CORPUS_VERSION).shuffle(lines)
     return lines

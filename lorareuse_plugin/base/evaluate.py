@@ -54,3 +54,28 @@ def accuracy(
     prompts = [d["cot_prompt"] if cot else d["prompt"] for d in docs]
     responses = greedy_generate(model, tok, prompts, max_new_tokens=96 if cot else 24)
     return sum(is_correct(r, d["answer"]) for r, d in zip(responses, docs, strict=True)) / len(docs)
+
+
+def mc_accuracy(model: torch.nn.Module, tok: PreTrainedTokenizerBase, docs: list[dict]) -> float:
+    """Multiple choice by summed log-likelihood of ``" " + choice`` after the prompt (as lm-eval acc)."""
+    import torch
+
+    if not docs:
+        return float("nan")
+    correct = 0
+    for d in docs:
+        ctx = tok(d["prompt"])["input_ids"]
+        seqs = [ctx + tok(d["prompt"] + " " + c)["input_ids"][len(ctx) :] for c in d["choices"]]
+        width = max(map(len, seqs))
+        ids = torch.full((len(seqs), width), tok.pad_token_id)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = torch.tensor(s)
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits.float(), -1)
+        scores = []
+        for i, s in enumerate(seqs):
+            cont = torch.tensor(s[len(ctx) :])
+            pos = torch.arange(len(ctx) - 1, len(s) - 1)
+            scores.append(float(logp[i, pos, cont].sum()))
+        correct += int(max(range(len(scores)), key=scores.__getitem__) == d["label"])
+    return correct / len(docs)

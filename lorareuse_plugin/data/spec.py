@@ -16,7 +16,7 @@ class Sizes:
 
     n_test: int = 30
     n_target: int = 30
-    n_skill: int = 120
+    n_skill: int = 300
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

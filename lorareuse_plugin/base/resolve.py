@@ -1,0 +1,78 @@
+"""Resolve ``--base``: the embedded default (``default`` / ``test``), a local HF model dir, or a hub id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from lorareuse_plugin.errors import ConfigError
+
+EMBEDDED = ("default", "test")
+_VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path", "torch_dtype", "dtype")
+
+
+@dataclass(frozen=True)
+class BaseRef:
+    """What a library was built on: ``name_or_path`` plus hashes that identify the weights."""
+
+    name_or_path: str
+    config_hash: str
+    weights_hash: str | None  # sha256 over the safetensors files of a local dir; None for hub ids
+    architecture: str
+
+    def to_json(self) -> dict:
+        return {
+            "name_or_path": self.name_or_path,
+            "config_hash": self.config_hash,
+            "weights_hash": self.weights_hash,
+            "architecture": self.architecture,
+        }
+
+
+def config_hash(config: dict) -> str:
+    """sha256 of the model config without fields that change between saves of the same model."""
+    clean = {k: v for k, v in config.items() if k not in _VOLATILE_CONFIG_KEYS}
+    return hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()
+
+
+def files_hash(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(p.name.encode())
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_base(spec: str, *, progress: bool = True) -> BaseRef:
+    """Build the embedded base if asked for it; hash a local dir; accept a hub id as is."""
+    if spec in EMBEDDED:
+        from lorareuse_plugin.base.build import build_base
+
+        path, _ = build_base(spec, progress=progress)
+        spec = str(path)
+    path = Path(spec).expanduser()
+    if path.exists():
+        cfg_file = path / "config.json"
+        if not cfg_file.exists():
+            raise ConfigError(f"base {path} has no config.json: pass an HF model directory (save_pretrained)")
+        config = json.loads(cfg_file.read_text())
+        weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
+        if not weights:
+            raise ConfigError(f"base {path} has no weight files (*.safetensors / *.bin)")
+        arch = (config.get("architectures") or [config.get("model_type", "unknown")])[0]
+        return BaseRef(str(path.resolve()), config_hash(config), files_hash(weights), arch)
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(spec).to_dict()
+    except Exception as e:  # hub unreachable, typo, private repo …
+        raise ConfigError(
+            f"base {spec!r} is neither a local model dir nor a loadable hub id "
+            f"({type(e).__name__}); pass a path or 'default'"
+        ) from None
+    arch = (config.get("architectures") or [config.get("model_type", "unknown")])[0]
+    return BaseRef(spec, config_hash(config), None, arch)

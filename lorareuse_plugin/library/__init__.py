@@ -1,0 +1,1 @@
+"""The expert library: recipe (adapters/*.yaml) -> trained PEFT adapter dirs + manifest.json."""

@@ -1,0 +1,217 @@
+"""``lorareuse library build``: train every expert of a recipe with PEFT, resumably.
+
+An expert is retrained only when its key (base, data hash, hyper-parameters) changed or its files
+no longer match their hashes. Each expert dir is written to a temporary sibling and renamed into
+place, and the manifest is replaced atomically after each expert, so an interrupted build leaves
+a consistent library that the next build completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lorareuse_plugin.base.resolve import BaseRef, resolve_base
+from lorareuse_plugin.data.build import GENERATOR_VERSION, build_dataset
+from lorareuse_plugin.errors import ConfigError, LibraryError
+from lorareuse_plugin.io import atomic_dir
+from lorareuse_plugin.library.manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    adapter_hashes,
+    read_manifest,
+    verify_expert,
+    write_manifest,
+)
+from lorareuse_plugin.library.recipe import ExpertRecipe, Recipe
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def own_probe_splits(members: tuple[str, ...], split: str) -> list[str]:
+    """The probes an expert trained on ``split`` should pass."""
+    if split in members:
+        return [f"probe_{split}"]
+    if split == "target":
+        return ["probe_target"]
+    if split == "union":
+        return [f"probe_{m}" for m in members]
+    return [f"probe_{m}" for m in members] + ["probe_target"]  # oracle
+
+
+def expert_key(base: BaseRef, data_hash: str, expert: ExpertRecipe, seed: int) -> str:
+    blob = {
+        "base": [base.config_hash, base.weights_hash],
+        "data": data_hash,
+        "hparams": expert.hparams(),
+        "seed": seed,
+        "v": FORMAT_VERSION,
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def check_targets(model, recipe: Recipe, arch: str) -> None:
+    """Every expert must hit at least one linear layer of the base, or LoRA would train nothing."""
+    suffixes = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    for e in recipe.experts:
+        if not set(e.targets) & suffixes:
+            linear = sorted(
+                {
+                    n.rsplit(".", 1)[-1]
+                    for n, m in model.named_modules()
+                    if type(m).__name__ in ("Linear", "Conv1D")
+                }
+                - {"lm_head"}
+            )
+            raise ConfigError(
+                f"expert {e.name}: base architecture {arch} has none of the target modules "
+                f"{', '.join(e.targets)}; its linear layers are {', '.join(linear[:12])}"
+            )
+
+
+def _check_out(out: Path, base: BaseRef) -> dict | None:
+    """The existing manifest if ``out`` holds a library on this base, None if ``out`` is new/empty.
+    Checks only; creates nothing, so a refused build leaves no trace."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file: pass a directory")
+    if out.is_dir() and (out / MANIFEST).exists():
+        manifest = read_manifest(out)
+        old = manifest["base"]
+        if old["config_hash"] != base.config_hash or old.get("weights_hash") != base.weights_hash:
+            raise ConfigError(
+                f"{out} holds a library built on another base ({old['name_or_path']}): pass a new --out"
+            )
+        return manifest
+    if out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"--out {out} is not empty and holds no {MANIFEST}: pass a new or empty directory")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot write to --out {out} ({existing} is not a writable directory): pass a writable directory"
+        )
+    return None
+
+
+def build_library(
+    recipe: Recipe,
+    out: str | Path,
+    *,
+    base: str | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train what is missing or stale; return the manifest."""
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype {dtype!r} is invalid: use one of {', '.join(DTYPES)}")
+    out = Path(out).expanduser().resolve()
+    ref = resolve_base(base or recipe.base, progress=progress)
+    existing = _check_out(out, ref)
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lorareuse_plugin.base.evaluate import accuracy
+    from lorareuse_plugin.library.train import train_expert
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda but no CUDA GPU is visible: use --device cpu")
+    ds = build_dataset(recipe.data)
+    tok = AutoTokenizer.from_pretrained(ref.name_or_path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(ref.name_or_path, dtype=getattr(torch, dtype)).to(device)
+    model.eval()
+    check_targets(model, recipe, ref.architecture)
+
+    spec = recipe.data
+    manifest = existing or {}
+    manifest.update(
+        {
+            "format_version": FORMAT_VERSION,
+            "library": recipe.name,
+            "recipe": recipe.path,
+            "base": ref.to_json(),
+            "data": {
+                "family": spec.family,
+                "familiarity": spec.familiarity.value if spec.familiarity else None,
+                "seed": spec.seed,
+                "sizes": {
+                    "n_test": spec.sizes.n_test,
+                    "n_target": spec.sizes.n_target,
+                    "n_skill": spec.sizes.n_skill,
+                },
+                "generator_version": GENERATOR_VERSION,
+                "members": list(ds.family.members),
+            },
+        }
+    )
+    manifest.setdefault("experts", {})
+    for name in list(
+        manifest["experts"]
+    ):  # experts no longer in the recipe stay on disk, not in the manifest
+        if name not in recipe.expert_names:
+            del manifest["experts"][name]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_manifest(out, manifest)
+    except OSError as e:
+        raise ConfigError(f"cannot write to --out {out}: {e.strerror}; pass a writable directory") from None
+
+    for expert in recipe.experts:
+        key = expert_key(ref, ds.hashes[expert.split], expert, spec.seed)
+        entry = manifest["experts"].get(expert.name)
+        if entry and entry.get("key") == key:
+            try:
+                verify_expert(out, expert.name, entry)
+                log(f"expert {expert.name}: up to date, skipped")
+                continue
+            except LibraryError as e:
+                log(f"expert {expert.name}: {e} -> retraining")
+        started = time.time()
+        peft_model, loss = train_expert(
+            model, tok, ds.splits[expert.split], expert, seed=spec.seed, progress=progress
+        )
+        train_seconds = time.time() - started
+        probes = {
+            s: round(accuracy(peft_model, tok, ds.splits[s]), 4)
+            for s in own_probe_splits(ds.family.members, expert.split)
+        }
+        test_em = round(accuracy(peft_model, tok, ds.splits["test"]), 4)
+        rel = f"experts/{expert.name}"
+        with atomic_dir(out / rel, "adapter_config.json") as tmp:
+            peft_model.save_pretrained(tmp)
+            files = adapter_hashes(tmp)
+        model = peft_model.unload()  # the base back, untouched: LoRA was never merged
+        manifest["experts"][expert.name] = {
+            "path": rel,
+            "split": expert.split,
+            "seed": spec.seed,
+            "data_hash": ds.hashes[expert.split],
+            "records": len(ds.splits[expert.split]),
+            **expert.hparams(),
+            "files": files,
+            "weights_hash": files["adapter_model.safetensors"],
+            "final_loss": round(loss, 4),
+            "own_probe": probes,
+            "own_probe_mean": round(sum(probes.values()) / len(probes), 4),
+            "test_exact_match": test_em,
+            "train_seconds": round(train_seconds, 1),
+            "device": device,
+            "dtype": dtype,
+            "key": key,
+        }
+        write_manifest(out, manifest)
+        log(
+            f"expert {expert.name}: {len(ds.splits[expert.split])} records, loss {loss:.3f}, "
+            f"own probe {' '.join(f'{k}={v:.2f}' for k, v in probes.items())}, test {test_em:.2f}, "
+            f"{train_seconds:.0f} s"
+        )
+    return manifest

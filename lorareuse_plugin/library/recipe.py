@@ -1,0 +1,162 @@
+"""Library recipes: which experts, trained on which split, with which LoRA settings.
+
+Validated completely before anything is trained (PEFT's validate-before-mutate), so a typo in
+the last expert does not cost the training time of the first four.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from lorareuse_plugin.data.build import make_spec
+from lorareuse_plugin.data.families import get_family
+from lorareuse_plugin.data.spec import SplitSpec
+from lorareuse_plugin.errors import ConfigError
+
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+FORBIDDEN_TARGETS = ("lm_head", "embed_tokens", "wte", "wpe", "embed_in", "embed_out")
+_EXPERT_KEYS = {"split", "rank", "alpha", "targets", "epochs", "lr", "batch_size"}
+_TOP_KEYS = {"name", "base", "data", "defaults", "experts"}
+
+
+@dataclass(frozen=True)
+class ExpertRecipe:
+    name: str
+    split: str
+    rank: int = 8
+    alpha: int = 16
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    epochs: int = 40
+    lr: float = 5e-3
+    batch_size: int = 16
+
+    def hparams(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["targets"] = list(self.targets)
+        return d
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    base: str
+    data: SplitSpec
+    experts: tuple[ExpertRecipe, ...]
+    path: str | None = None
+
+    def expert(self, name: str) -> ExpertRecipe:
+        for e in self.experts:
+            if e.name == name:
+                return e
+        raise ConfigError(f"recipe {self.name} has no expert {name!r}: it has {', '.join(self.expert_names)}")
+
+    @property
+    def expert_names(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.experts)
+
+
+def _positive(where: str, key: str, value: object, kind: type) -> None:
+    ok = isinstance(value, kind) and not isinstance(value, bool) and value > 0  # type: ignore[operator]
+    if kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    if not ok:
+        raise ConfigError(f"{where}: {key}={value!r} is invalid: it must be a positive {kind.__name__}")
+
+
+def _expert(where: str, name: str, raw: dict, defaults: dict, splits: tuple[str, ...]) -> ExpertRecipe:
+    unknown = set(raw) - _EXPERT_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
+            f"{', '.join(sorted(_EXPERT_KEYS))}"
+        )
+    merged = {**defaults, **raw}
+    split = merged.pop("split", name)
+    if split not in splits:
+        raise ConfigError(f"{where}: split {split!r} does not exist; training splits are {', '.join(splits)}")
+    for key in ("rank", "alpha", "epochs", "batch_size"):
+        if key in merged:
+            _positive(where, key, merged[key], int)
+    if "lr" in merged:
+        _positive(where, "lr", merged["lr"], float)
+    targets = merged.get("targets", DEFAULT_TARGETS)
+    if isinstance(targets, str) or not targets or not all(isinstance(t, str) and t for t in targets):
+        raise ConfigError(f"{where}: targets must be a non-empty list of module names, e.g. [q_proj, v_proj]")
+    bad = sorted(set(targets) & set(FORBIDDEN_TARGETS))
+    if bad:
+        raise ConfigError(
+            f"{where}: targets {', '.join(bad)} are not allowed: LoRA on embeddings/lm_head "
+            "can't be served correctly by vLLM; use attention and MLP projections"
+        )
+    merged["targets"] = tuple(targets)
+    return ExpertRecipe(name=name, split=split, **merged)
+
+
+def parse_recipe(raw: object, *, where: str = "recipe", path: str | None = None) -> Recipe:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a YAML mapping with keys name, base, data, experts")
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_TOP_KEYS))}"
+        )
+    data = raw.get("data")
+    if not isinstance(data, dict) or "family" not in data:
+        raise ConfigError(f"{where}: 'data' must give at least family (and familiarity, seed, sizes)")
+    family = get_family(data["family"])
+    extra = set(data) - {"family", "familiarity", "seed", "n_test", "n_target", "n_skill"}
+    if extra:
+        raise ConfigError(f"{where}: unknown data key(s) {', '.join(sorted(extra))}")
+    spec = make_spec(
+        family.name,
+        data.get("familiarity"),
+        data.get("seed", 0),
+        data.get("n_test"),
+        data.get("n_target"),
+        data.get("n_skill"),
+    )
+    defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{where}: 'defaults' must be a mapping")
+    experts_raw = raw.get("experts")
+    if not isinstance(experts_raw, dict) or not experts_raw:
+        raise ConfigError(f"{where}: 'experts' must map expert names to settings, e.g. hop1: {{}}")
+    experts = []
+    for name, settings in experts_raw.items():
+        if not isinstance(name, str) or not name.replace("_", "").isalnum():
+            raise ConfigError(f"{where}: expert name {name!r} must be alphanumeric (underscores allowed)")
+        experts.append(
+            _expert(f"{where}: expert {name}", name, settings or {}, defaults, family.train_splits)
+        )
+    _expert(
+        f"{where}: defaults",
+        "defaults",
+        {},
+        {**defaults, "split": family.train_splits[0]},
+        family.train_splits,
+    )
+    return Recipe(
+        name=str(raw.get("name") or spec.slug),
+        base=str(raw.get("base", "default")),
+        data=spec,
+        experts=tuple(experts),
+        path=path,
+    )
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"recipe {p} not found: pass a YAML file such as adapters/twohop_f.yaml")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        raise ConfigError(
+            f"recipe {p} is not valid YAML" + (f" (line {line + 1})" if line is not None else "")
+        ) from None
+    return parse_recipe(raw, where=f"recipe {p}", path=str(p.resolve()))

@@ -1,0 +1,88 @@
+"""Train one LoRA expert with PEFT on one training split.
+
+Statements are learned whole; for QA and chain-of-thought records only the answer is learned
+(the prompt is masked), as in instruction tuning.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from lorareuse_plugin.library.recipe import ExpertRecipe
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
+
+def encode_records(tok: PreTrainedTokenizerBase, records: list[dict]) -> list[tuple[list[int], list[int]]]:
+    """(input_ids, labels) per record; labels are -100 on the prompt of QA/CoT records."""
+    out = []
+    for r in records:
+        ids = tok(r["text"])["input_ids"] + [tok.eos_token_id]
+        n_prompt = len(tok(r["prompt"])["input_ids"]) if r["kind"] != "statement" else 1  # keep <s> unlabeled
+        out.append((ids, [-100] * n_prompt + ids[n_prompt:]))
+    return out
+
+
+def _batches(encoded, batch_size: int, pad_id: int, seed: int, epoch: int, device):
+    import torch
+
+    order = list(range(len(encoded)))
+    random.Random(f"{seed}-{epoch}").shuffle(order)
+    for i in range(0, len(order), batch_size):
+        rows = [encoded[j] for j in order[i : i + batch_size]]
+        width = max(len(ids) for ids, _ in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for k, (x, y) in enumerate(rows):
+            ids[k, : len(x)] = torch.tensor(x)
+            labels[k, : len(y)] = torch.tensor(y)
+            mask[k, : len(x)] = 1
+        yield {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
+
+
+def train_expert(
+    base_model: torch.nn.Module,
+    tok: PreTrainedTokenizerBase,
+    records: list[dict],
+    expert: ExpertRecipe,
+    *,
+    seed: int,
+    progress: bool = True,
+):
+    """Wrap ``base_model`` in a fresh LoRA (seeded init), train it, return (peft_model, final_loss).
+
+    The base weights are never modified; call ``peft_model.unload()`` to get the base back.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from lorareuse_plugin.base.trainer import fit
+    from lorareuse_plugin.world.seeding import derive_seed
+
+    torch.manual_seed(derive_seed("expert", expert.name, seed) % (2**31))
+    config = LoraConfig(
+        r=expert.rank,
+        lora_alpha=expert.alpha,
+        target_modules=list(expert.targets),
+        lora_dropout=0.0,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(base_model, config)
+    encoded = encode_records(tok, records)
+    device = next(base_model.parameters()).device
+    steps = -(-len(encoded) // expert.batch_size)
+    loss = fit(
+        model,
+        lambda e: _batches(encoded, expert.batch_size, tok.pad_token_id, seed, e, device),
+        epochs=expert.epochs,
+        steps_per_epoch=steps,
+        lr=expert.lr,
+        desc=f"expert {expert.name}",
+        progress=progress,
+    )
+    return model, loss
