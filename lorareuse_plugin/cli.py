@@ -21,6 +21,9 @@ def _offline_env() -> None:
     """The hub is unreachable by design: fail fast instead of waiting on network time-outs."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    # our own progress bars say what is happening; transformers' per-load bars and warnings are noise
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 class _Parser(argparse.ArgumentParser):

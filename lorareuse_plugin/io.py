@@ -13,16 +13,17 @@ from lorareuse_plugin.errors import ConfigError
 
 
 @contextlib.contextmanager
-def atomic_dir(out: Path, marker: str) -> Iterator[Path]:
+def atomic_dir(out: Path, marker: str | None) -> Iterator[Path]:
     """Yield a temporary sibling of ``out`` to fill; on success it replaces ``out`` in two renames.
 
     ``out`` may be missing, empty, or an earlier output of the same kind (it contains ``marker``);
-    anything else is refused so we never delete a user's unrelated files.
+    anything else is refused so we never delete a user's unrelated files. ``marker=None`` is for
+    folders we own outright (an expert inside a library): whatever is there gets replaced.
     """
     out = Path(out).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output path {out} is a file: pass a directory path")
-    if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
+    if marker and out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
         raise ConfigError(
             f"output directory {out} is not empty and holds no {marker}: pass a new or empty directory"
         )

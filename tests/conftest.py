@@ -56,3 +56,20 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     LlamaForCausalLM(config).save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def lorareuse_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private cache for the whole session, so tests never touch ~/.cache/lorareuse."""
+    path = tmp_path_factory.mktemp("lorareuse_cache")
+    os.environ["LORAREUSE_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def test_base(lorareuse_cache: Path) -> Path:
+    """The embedded base at ``--size test`` (trained from scratch in a few seconds)."""
+    from lorareuse_plugin.base.build import build_base
+
+    path, _ = build_base("test", progress=False)
+    return path

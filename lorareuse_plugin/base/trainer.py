@@ -53,7 +53,7 @@ def fit(
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
-            last_epoch_losses.append(float(loss))
+            last_epoch_losses.append(float(loss.detach()))
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{last_epoch_losses[-1]:.3f}")
     bar.close()

@@ -186,7 +186,7 @@ def build_library(
         }
         test_em = round(accuracy(peft_model, tok, ds.splits["test"]), 4)
         rel = f"experts/{expert.name}"
-        with atomic_dir(out / rel, "adapter_config.json") as tmp:
+        with atomic_dir(out / rel, None) as tmp:
             peft_model.save_pretrained(tmp)
             files = adapter_hashes(tmp)
         model = peft_model.unload()  # the base back, untouched: LoRA was never merged

@@ -1,0 +1,209 @@
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lorareuse_plugin.errors import LibraryError
+from lorareuse_plugin.library.build import build_library
+from lorareuse_plugin.library.manifest import load_library
+from lorareuse_plugin.library.recipe import parse_recipe
+
+RECIPE = {
+    "name": "tiny_twohop_f",
+    "base": "test",
+    "data": {"family": "twohop", "familiarity": "F", "seed": 0, "n_test": 4, "n_target": 3},
+    "defaults": {"rank": 4, "alpha": 8, "epochs": 2, "lr": 5e-3, "batch_size": 8},
+    "experts": {"hop1": {}, "hop2": {"rank": 2}, "target": {"targets": ["q_proj", "v_proj"]}},
+}
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def library(test_base, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lib") / "tiny"
+    logs: list[str] = []
+    manifest = build_library(parse_recipe(RECIPE), out, progress=False, log=logs.append)
+    return out, manifest, logs
+
+
+def test_library_builds_with_a_complete_manifest(library, test_base):
+    from lorareuse_plugin.base.resolve import resolve_base
+    from lorareuse_plugin.data.build import build_dataset, make_spec
+
+    out, manifest, logs = library
+    assert set(manifest["experts"]) == {"hop1", "hop2", "target"}
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    ref = resolve_base(str(test_base))
+    assert manifest["base"]["config_hash"] == ref.config_hash
+    assert manifest["base"]["weights_hash"] == ref.weights_hash
+    ds = build_dataset(make_spec("twohop", "F", 0, 4, 3))
+    for name, e in manifest["experts"].items():
+        d = out / e["path"]
+        assert e["data_hash"] == ds.hashes[e["split"]]
+        assert e["seed"] == 0 and e["records"] == len(ds.splits[e["split"]])
+        for fname, digest in e["files"].items():
+            assert _sha(d / fname) == digest
+        assert e["weights_hash"] == _sha(d / "adapter_model.safetensors")
+        cfg = json.loads((d / "adapter_config.json").read_text())
+        assert cfg["r"] == e["rank"] and cfg["lora_alpha"] == e["alpha"]
+        assert set(cfg["target_modules"]) == set(e["targets"])
+        assert "lm_head" not in cfg["target_modules"]
+        assert 0.0 <= e["own_probe_mean"] <= 1.0 and e["final_loss"] > 0
+    assert manifest["experts"]["hop2"]["rank"] == 2
+    assert manifest["experts"]["hop1"]["own_probe"].keys() == {"probe_hop1"}
+    assert manifest["experts"]["target"]["own_probe"].keys() == {"probe_target"}
+    assert len(logs) == 3
+
+
+def test_adapters_load_in_peft_and_change_the_output(library, test_base):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out, manifest, _ = library
+    base = AutoModelForCausalLM.from_pretrained(test_base)
+    ids = torch.tensor([[1, 50, 60, 70, 80]])
+    with torch.no_grad():
+        ref = base(input_ids=ids).logits
+        model = PeftModel.from_pretrained(base, out / "experts" / "hop1")
+        assert (model(input_ids=ids).logits - ref).abs().max() > 1e-4
+
+
+def test_second_build_skips_finished_experts(library, tmp_path):
+    out, manifest, _ = library
+    mtimes = {
+        n: (out / e["path"] / "adapter_model.safetensors").stat().st_mtime_ns
+        for n, e in manifest["experts"].items()
+    }
+    logs: list[str] = []
+    again = build_library(parse_recipe(RECIPE), out, progress=False, log=logs.append)
+    assert logs == [f"expert {n}: up to date, skipped" for n in ("hop1", "hop2", "target")]
+    assert again["experts"] == manifest["experts"]
+    for n, e in manifest["experts"].items():
+        assert (out / e["path"] / "adapter_model.safetensors").stat().st_mtime_ns == mtimes[n]
+
+
+def test_corrupted_or_missing_adapter_file_is_detected_and_rebuilt(library, tmp_path):
+    import shutil
+
+    src, _, _ = library
+    out = tmp_path / "copy"
+    shutil.copytree(src, out)
+    weights = out / "experts" / "hop1" / "adapter_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(LibraryError, match="hop1: .* does not match its manifest hash"):
+        load_library(out)
+    (out / "experts" / "hop2" / "adapter_config.json").unlink()
+    logs: list[str] = []
+    build_library(parse_recipe(RECIPE), out, progress=False, log=logs.append)
+    assert any("hop1" in line and "retraining" in line for line in logs)
+    assert any("hop2" in line and "missing" in line and "retraining" in line for line in logs)
+    load_library(out)  # consistent again
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lorareuse_plugin.cli", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_verify_cli_reports_corruption_in_one_line(library, tmp_path):
+    import shutil
+
+    src, _, _ = library
+    out = tmp_path / "lib"
+    shutil.copytree(src, out)
+    ok = run_cli("library", "verify", str(out))
+    assert ok.returncode == 0, ok.stderr
+    (out / "experts" / "target" / "adapter_model.safetensors").write_bytes(b"truncated")
+    bad = run_cli("library", "verify", str(out))
+    assert bad.returncode == 2
+    assert len(bad.stderr.strip().splitlines()) == 1 and "target" in bad.stderr
+
+
+def _write(tmp_path: Path, recipe: dict) -> Path:
+    p = tmp_path / "recipe.yaml"
+    p.write_text(yaml.safe_dump(recipe))
+    return p
+
+
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        ({"experts": {"hop3": {}}}, "split 'hop3' does not exist"),
+        ({"experts": {"mine": {"split": "test"}}}, "split 'test' does not exist"),
+        ({"experts": {"hop1": {"rank": 0}}}, "rank=0 is invalid"),
+        ({"defaults": {"rank": -4}}, "rank=-4 is invalid"),
+        ({"experts": {"hop1": {"targets": ["q_proj", "lm_head"]}}}, "lm_head are not allowed"),
+        ({"experts": {"hop1": {"colour": "red"}}}, "unknown key(s) colour"),
+        ({"data": {"family": "twohop", "familiarity": "Z"}}, "unknown familiarity 'Z'"),
+    ],
+)
+def test_bad_recipes_fail_in_one_line_before_training(tmp_path, change, needle):
+    recipe = {**RECIPE, **change}
+    out = tmp_path / "out"
+    proc = run_cli("library", "build", str(_write(tmp_path, recipe)), "--out", str(out))
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists()
+
+
+def test_base_without_target_modules_is_refused(tmp_path, test_base):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = tmp_path / "gpt2"
+    GPT2LMHeadModel(
+        GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=600, bos_token_id=1, eos_token_id=2)
+    ).save_pretrained(gpt2)
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(test_base).save_pretrained(gpt2)
+    out = tmp_path / "out"
+    proc = run_cli("library", "build", str(_write(tmp_path, RECIPE)), "--base", str(gpt2), "--out", str(out))
+    assert proc.returncode == 2
+    assert "has none of the target modules" in proc.stderr and "c_attn" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists()
+
+
+def test_unwritable_output_is_refused(tmp_path, test_base):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    out = blocker / "lib"
+    proc = run_cli(
+        "library", "build", str(_write(tmp_path, RECIPE)), "--base", str(test_base), "--out", str(out)
+    )
+    assert proc.returncode == 2
+    assert "cannot write to --out" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_missing_recipe_and_bad_yaml(tmp_path):
+    proc = run_cli("library", "build", str(tmp_path / "nope.yaml"))
+    assert proc.returncode == 2 and "not found" in proc.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experts: [unclosed\n")
+    proc = run_cli("library", "build", str(bad))
+    assert proc.returncode == 2 and "not valid YAML" in proc.stderr
+
+
+def test_shipped_recipes_parse():
+    from lorareuse_plugin.library.recipe import load_recipe
+
+    root = Path(__file__).resolve().parents[2] / "adapters"
+    names = sorted(p.stem for p in root.glob("*.yaml"))
+    assert names == ["math_ks_f", "math_ks_r", "math_ss", "twohop_f", "twohop_h", "twohop_r"]
+    for p in root.glob("*.yaml"):
+        recipe = load_recipe(p)
+        assert recipe.name == p.stem
+        assert {"target", "union", "oracle"} <= set(recipe.expert_names)
