@@ -44,7 +44,7 @@ def test_library_builds_with_a_complete_manifest(library, test_base):
     assert manifest["base"]["config_hash"] == ref.config_hash
     assert manifest["base"]["weights_hash"] == ref.weights_hash
     ds = build_dataset(make_spec("twohop", "F", 0, 4, 3))
-    for name, e in manifest["experts"].items():
+    for e in manifest["experts"].values():
         d = out / e["path"]
         assert e["data_hash"] == ds.hashes[e["split"]]
         assert e["seed"] == 0 and e["records"] == len(ds.splits[e["split"]])
