@@ -50,9 +50,7 @@ def _cmd_data_export(args: argparse.Namespace) -> int:
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from lorareuse_plugin.data.build import build_dataset, make_spec
 
-    ds = build_dataset(
-        make_spec(args.family, args.familiarity, args.seed, args.n_test, args.n_target, args.n_skill)
-    )
+    ds = build_dataset(make_spec(args.family, args.familiarity, args.seed, args.n_test, args.n_target, args.n_skill))
     for name in ds.family.all_splits:
         print(f"{name:16} {len(ds.splits[name]):6d} records  sha256 {ds.hashes[name]}")
     print("leakage check passed")
@@ -125,9 +123,7 @@ def _cmd_library_verify(args: argparse.Namespace) -> int:
 
 def _add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--family", required=True, help="twohop | math_ks | math_ss")
-    p.add_argument(
-        "--familiarity", default=None, help="F | H | R (twohop), F | R (math_ks); omit for math_ss"
-    )
+    p.add_argument("--familiarity", default=None, help="F | H | R (twohop), F | R (math_ks); omit for math_ss")
     p.add_argument("--seed", default="0", help="world seed (non-negative integer, default 0)")
     p.add_argument("--n-test", default=None, help="composed test questions (default 30)")
     p.add_argument("--n-target", default=None, help="composed questions for the target expert (default 30)")

@@ -24,9 +24,7 @@ def atomic_dir(out: Path, marker: str | None) -> Iterator[Path]:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output path {out} is a file: pass a directory path")
     if marker and out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
-        raise ConfigError(
-            f"output directory {out} is not empty and holds no {marker}: pass a new or empty directory"
-        )
+        raise ConfigError(f"output directory {out} is not empty and holds no {marker}: pass a new or empty directory")
     parent = out.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

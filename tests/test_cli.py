@@ -8,9 +8,7 @@ from lorareuse_plugin.cli import main
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lorareuse_plugin.cli", *args], capture_output=True, text=True
-    )
+    return subprocess.run([sys.executable, "-m", "lorareuse_plugin.cli", *args], capture_output=True, text=True)
 
 
 def test_data_export_cli(tmp_path):

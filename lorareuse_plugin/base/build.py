@@ -41,9 +41,7 @@ SIZES = {
     "default": BaseSize(
         "default", hidden=128, layers=4, intermediate=384, vocab=1024, epochs=28, lr=5e-3, block=128, batch=16
     ),
-    "test": BaseSize(
-        "test", hidden=64, layers=2, intermediate=128, vocab=512, epochs=2, lr=5e-3, block=128, batch=16
-    ),
+    "test": BaseSize("test", hidden=64, layers=2, intermediate=128, vocab=512, epochs=2, lr=5e-3, block=128, batch=16),
 }
 
 
@@ -56,9 +54,7 @@ def get_size(name: str) -> BaseSize:
 
 def base_key(size: BaseSize) -> str:
     corpus_sha = hashlib.sha256("\n".join(corpus_lines()).encode()).hexdigest()
-    blob = json.dumps(
-        {"v": BASE_VERSION, "corpus": [CORPUS_VERSION, corpus_sha], "size": asdict(size)}, sort_keys=True
-    )
+    blob = json.dumps({"v": BASE_VERSION, "corpus": [CORPUS_VERSION, corpus_sha], "size": asdict(size)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -52,9 +52,7 @@ def corpus_lines() -> list[str]:
             g = f | {"k": k}
             lines.append(_text(fmt.qa("", math_ks.COMPOSED_QUESTIONS[0].format(**g), str(k * o.count))))
             lines.append(
-                _text(
-                    fmt.cot("", math_ks.COMPOSED_QUESTIONS[0].format(**g), math_ks._composed_reasoning(o, k))
-                )
+                _text(fmt.cot("", math_ks.COMPOSED_QUESTIONS[0].format(**g), math_ks._composed_reasoning(o, k)))
             )
     for a in range(1, 13):
         for b in range(1, 13):

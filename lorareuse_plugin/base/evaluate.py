@@ -45,9 +45,7 @@ def greedy_generate(
     return out
 
 
-def accuracy(
-    model: torch.nn.Module, tok: PreTrainedTokenizerBase, docs: list[dict], *, cot: bool = False
-) -> float:
+def accuracy(model: torch.nn.Module, tok: PreTrainedTokenizerBase, docs: list[dict], *, cot: bool = False) -> float:
     """Exact match of greedy answers on eval docs (direct prompts, or CoT prompts)."""
     if not docs:
         return float("nan")

@@ -10,7 +10,7 @@ from pathlib import Path
 from lorareuse_plugin.errors import ConfigError
 
 EMBEDDED = ("default", "test")
-_VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path", "torch_dtype", "dtype")
+_VOLATILE_CONFIG_KEYS = ("transformers_version", "torch_dtype", "dtype")
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,8 @@ class BaseRef:
 
 
 def config_hash(config: dict) -> str:
-    """sha256 of the model config without fields that change between saves of the same model."""
-    clean = {k: v for k, v in config.items() if k not in _VOLATILE_CONFIG_KEYS}
+    """sha256 of ``config.to_dict()`` without fields that change between loads of the same model."""
+    clean = {k: v for k, v in config.items() if k not in _VOLATILE_CONFIG_KEYS and not k.startswith("_")}
     return hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()
 
 
@@ -59,7 +59,9 @@ def resolve_base(spec: str, *, progress: bool = True) -> BaseRef:
         cfg_file = path / "config.json"
         if not cfg_file.exists():
             raise ConfigError(f"base {path} has no config.json: pass an HF model directory (save_pretrained)")
-        config = json.loads(cfg_file.read_text())
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(path).to_dict()  # full dict: same hash as a loaded model's
         weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
         if not weights:
             raise ConfigError(f"base {path} has no weight files (*.safetensors / *.bin)")

@@ -46,9 +46,7 @@ def parse_familiarity(family: Family, value: object) -> Familiarity | None:
     """The family's familiarity, or None for families without that axis (then it must be omitted)."""
     if not family.familiarities:
         if value not in (None, "", "none", "None"):
-            raise ConfigError(
-                f"family {family.name} has no familiarity axis: omit the familiarity (got {value!r})"
-            )
+            raise ConfigError(f"family {family.name} has no familiarity axis: omit the familiarity (got {value!r})")
         return None
     if value in (None, ""):
         choices = ", ".join(f.value for f in family.familiarities)

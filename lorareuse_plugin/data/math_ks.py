@@ -82,9 +82,7 @@ class SkillProblem:
 
     @property
     def question(self) -> str:
-        return SKILL_QUESTION.format(
-            c=self.container[0], cs=self.container[1], items=self.items, n=self.n, k=self.k
-        )
+        return SKILL_QUESTION.format(c=self.container[0], cs=self.container[1], items=self.items, n=self.n, k=self.k)
 
     @property
     def reasoning(self) -> str:
@@ -95,23 +93,17 @@ class SkillProblem:
         return fmt.cot_text(steps, str(self.answer))
 
 
-def skill_problems(
-    tag: str, seed: int, count: int, held_out: int
-) -> tuple[list[SkillProblem], list[SkillProblem]]:
+def skill_problems(tag: str, seed: int, count: int, held_out: int) -> tuple[list[SkillProblem], list[SkillProblem]]:
     """``count`` training problems and ``held_out`` disjoint probe problems (numbers all given)."""
     space = list(itertools.product(range(len(CONTAINERS)), range(len(ITEMS)), range(2, 10), MULTIPLIERS))
     if count + held_out > len(space):
-        raise ConfigError(
-            f"n_skill={count} is too large: at most {len(space) - held_out} distinct skill problems"
-        )
+        raise ConfigError(f"n_skill={count} is too large: at most {len(space) - held_out} distinct skill problems")
     picked = rng(tag, seed, "skill").sample(space, count + held_out)
     problems = [SkillProblem(CONTAINERS[c], ITEMS[i], n, k) for c, i, n, k in picked]
     return problems[:count], problems[count:]
 
 
-def _objects(
-    familiarity: Familiarity, seed: int, sizes: Sizes
-) -> tuple[list[CountedObject], list[CountedObject]]:
+def _objects(familiarity: Familiarity, seed: int, sizes: Sizes) -> tuple[list[CountedObject], list[CountedObject]]:
     n_test_objects = math.ceil(sizes.n_test / PER_OBJECT)
     n_target_objects = math.ceil(sizes.n_target / PER_OBJECT)
     if familiarity is Familiarity.R:
@@ -132,9 +124,7 @@ def _objects(
         objects = []
         for _ in range(n_test_objects + n_target_objects):
             name = namer.creature()
-            objects.append(
-                CountedObject(name, name + "s", counts.choice(CREATURE_PARTS), counts.randint(2, 9))
-            )
+            objects.append(CountedObject(name, name + "s", counts.choice(CREATURE_PARTS), counts.randint(2, 9)))
     return objects[:n_test_objects], objects[n_test_objects:][:n_target_objects]
 
 
@@ -218,9 +208,7 @@ def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
         answer = str(k * o.count)
         for j, q in enumerate(COMPOSED_QUESTIONS):
             target.append(fmt.qa(f"{tag}-target-{i:04d}-q{j}", q.format(**f), answer))
-        target.append(
-            fmt.cot(f"{tag}-target-{i:04d}-c0", COMPOSED_QUESTIONS[0].format(**f), _composed_reasoning(o, k))
-        )
+        target.append(fmt.cot(f"{tag}-target-{i:04d}-c0", COMPOSED_QUESTIONS[0].format(**f), _composed_reasoning(o, k)))
         probe_target.append(
             fmt.eval_doc(
                 f"{tag}-probe_target-{i:04d}",

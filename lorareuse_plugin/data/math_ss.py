@@ -52,9 +52,7 @@ class Problem:
         }
 
 
-def _problems(
-    tag: str, seed: int, purpose: str, items: tuple[str, ...], count: int, two_step: bool
-) -> list[Problem]:
+def _problems(tag: str, seed: int, purpose: str, items: tuple[str, ...], count: int, two_step: bool) -> list[Problem]:
     r = rng(tag, seed, purpose)
     seen: set[tuple] = set()
     out: list[Problem] = []

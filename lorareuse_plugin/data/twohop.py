@@ -177,6 +177,4 @@ def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
             )
         )
     leak_keys = [(ch.person, ch.capital) for ch in test_chains]
-    return assemble(
-        ("hop1", "hop2"), (hop1, hop2), target, test, (probe_hop1, probe_hop2), probe_target, leak_keys
-    )
+    return assemble(("hop1", "hop2"), (hop1, hop2), target, test, (probe_hop1, probe_hop2), probe_target, leak_keys)

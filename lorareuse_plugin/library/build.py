@@ -60,11 +60,7 @@ def check_targets(model, recipe: Recipe, arch: str) -> None:
     for e in recipe.experts:
         if not set(e.targets) & suffixes:
             linear = sorted(
-                {
-                    n.rsplit(".", 1)[-1]
-                    for n, m in model.named_modules()
-                    if type(m).__name__ in ("Linear", "Conv1D")
-                }
+                {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ in ("Linear", "Conv1D")}
                 - {"lm_head"}
             )
             raise ConfigError(
@@ -82,9 +78,7 @@ def _check_out(out: Path, base: BaseRef) -> dict | None:
         manifest = read_manifest(out)
         old = manifest["base"]
         if old["config_hash"] != base.config_hash or old.get("weights_hash") != base.weights_hash:
-            raise ConfigError(
-                f"{out} holds a library built on another base ({old['name_or_path']}): pass a new --out"
-            )
+            raise ConfigError(f"{out} holds a library built on another base ({old['name_or_path']}): pass a new --out")
         return manifest
     if out.is_dir() and any(out.iterdir()):
         raise ConfigError(f"--out {out} is not empty and holds no {MANIFEST}: pass a new or empty directory")
@@ -154,9 +148,7 @@ def build_library(
         }
     )
     manifest.setdefault("experts", {})
-    for name in list(
-        manifest["experts"]
-    ):  # experts no longer in the recipe stay on disk, not in the manifest
+    for name in list(manifest["experts"]):  # experts no longer in the recipe stay on disk, not in the manifest
         if name not in recipe.expert_names:
             del manifest["experts"][name]
     try:
@@ -176,9 +168,7 @@ def build_library(
             except LibraryError as e:
                 log(f"expert {expert.name}: {e} -> retraining")
         started = time.time()
-        peft_model, loss = train_expert(
-            model, tok, ds.splits[expert.split], expert, seed=spec.seed, progress=progress
-        )
+        peft_model, loss = train_expert(model, tok, ds.splits[expert.split], expert, seed=spec.seed, progress=progress)
         train_seconds = time.time() - started
         probes = {
             s: round(accuracy(peft_model, tok, ds.splits[s]), 4)

@@ -52,9 +52,7 @@ def read_manifest(root: Path) -> dict:
 
 
 def write_manifest(root: Path, manifest: dict) -> None:
-    write_bytes_atomic(
-        Path(root) / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    )
+    write_bytes_atomic(Path(root) / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
 
 
 @dataclass(frozen=True)
@@ -70,9 +68,7 @@ class Library:
 
     def expert_dir(self, name: str) -> Path:
         if name not in self.manifest["experts"]:
-            raise LibraryError(
-                f"library {self.root} has no expert {name!r}: it has {', '.join(self.expert_names)}"
-            )
+            raise LibraryError(f"library {self.root} has no expert {name!r}: it has {', '.join(self.expert_names)}")
         return self.root / self.manifest["experts"][name]["path"]
 
     @property
@@ -83,9 +79,7 @@ class Library:
 def verify_expert(root: Path, name: str, entry: dict) -> None:
     expert_dir = Path(root) / entry["path"]
     if not expert_dir.is_dir():
-        raise LibraryError(
-            f"expert {name}: directory {expert_dir} is missing: rebuild with `lorareuse library build`"
-        )
+        raise LibraryError(f"expert {name}: directory {expert_dir} is missing: rebuild with `lorareuse library build`")
     actual = adapter_hashes(expert_dir)
     for fname, digest in entry["files"].items():
         if actual.get(fname) != digest:

@@ -71,8 +71,7 @@ def _expert(where: str, name: str, raw: dict, defaults: dict, splits: tuple[str,
     unknown = set(raw) - _EXPERT_KEYS
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
-            f"{', '.join(sorted(_EXPERT_KEYS))}"
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_EXPERT_KEYS))}"
         )
     merged = {**defaults, **raw}
     split = merged.pop("split", name)
@@ -129,9 +128,7 @@ def parse_recipe(raw: object, *, where: str = "recipe", path: str | None = None)
     for name, settings in experts_raw.items():
         if not isinstance(name, str) or not name.replace("_", "").isalnum():
             raise ConfigError(f"{where}: expert name {name!r} must be alphanumeric (underscores allowed)")
-        experts.append(
-            _expert(f"{where}: expert {name}", name, settings or {}, defaults, family.train_splits)
-        )
+        experts.append(_expert(f"{where}: expert {name}", name, settings or {}, defaults, family.train_splits))
     _expert(
         f"{where}: defaults",
         "defaults",

@@ -39,9 +39,7 @@ def test_a_planted_test_question_is_caught(family, fam):
 def test_a_planted_answer_pair_in_other_words_is_caught(fam):
     ds = build_dataset(make_spec("twohop", fam))
     doc = ds.splits["test"][0]
-    person = (
-        doc["question"].removeprefix("What is the capital of the country where ").removesuffix(" was born?")
-    )
+    person = doc["question"].removeprefix("What is the capital of the country where ").removesuffix(" was born?")
     text = f"People say {person} grew up near {doc['answer']}."
     leaky = _planted(ds, "target", fmt.statement("pair", text))
     assert [leak.record_id for leak in find_leaks(ds.family, leaky)] == ["pair"]

@@ -79,8 +79,7 @@ def test_adapters_load_in_peft_and_change_the_output(library, test_base):
 def test_second_build_skips_finished_experts(library, tmp_path):
     out, manifest, _ = library
     mtimes = {
-        n: (out / e["path"] / "adapter_model.safetensors").stat().st_mtime_ns
-        for n, e in manifest["experts"].items()
+        n: (out / e["path"] / "adapter_model.safetensors").stat().st_mtime_ns for n, e in manifest["experts"].items()
     }
     logs: list[str] = []
     again = build_library(parse_recipe(RECIPE), out, progress=False, log=logs.append)
@@ -180,9 +179,7 @@ def test_unwritable_output_is_refused(tmp_path, test_base):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     out = blocker / "lib"
-    proc = run_cli(
-        "library", "build", str(_write(tmp_path, RECIPE)), "--base", str(test_base), "--out", str(out)
-    )
+    proc = run_cli("library", "build", str(_write(tmp_path, RECIPE)), "--base", str(test_base), "--out", str(out))
     assert proc.returncode == 2
     assert "cannot write to --out" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -38,8 +38,7 @@ def _score(response: str, gold: str) -> float:
         (" velmora", "Velmora"),
         (" Addis Ababa", "Addis Ababa"),
         (
-            " Zorvan Pellik was born in Drasmia. The capital of Drasmia is Velmora."
-            " So the answer is Velmora.",
+            " Zorvan Pellik was born in Drasmia. The capital of Drasmia is Velmora. So the answer is Velmora.",
             "Velmora",
         ),
         ("A glorp has 5 legs. 3 * 5 = 15.\nSo the answer is: 15", "15"),

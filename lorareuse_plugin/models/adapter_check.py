@@ -1,0 +1,43 @@
+"""Prove adapters changed the output (lm-eval once dropped LoRAs silently, lm-eval#2432).
+
+The probe prompts come from the library's own data: each chosen expert's probe questions.
+"""
+
+from __future__ import annotations
+
+from lorareuse_plugin.data.build import build_dataset, make_spec
+from lorareuse_plugin.errors import LibraryError
+
+MIN_CHANGE = 1e-6
+
+
+def probe_prompts(spec, per_expert: int = 2) -> list[str]:
+    data = spec.library.manifest["data"]
+    ds = build_dataset(make_spec(data["family"], data["familiarity"], data["seed"], **data["sizes"]))
+    prompts = [d["prompt"] for d in ds.splits["test"][:per_expert]]
+    for expert in spec.experts:
+        split = spec.library.manifest["experts"][expert]["split"]
+        probe = f"probe_{split}" if f"probe_{split}" in ds.splits else "probe_target"
+        prompts += [d["prompt"] for d in ds.splits[probe][:per_expert]]
+    return list(dict.fromkeys(prompts))
+
+
+def last_logits(model, tok, prompts: list[str]):
+    import torch
+
+    rows = []
+    with torch.no_grad():
+        for p in prompts:
+            ids = tok(p, return_tensors="pt")["input_ids"].to(next(model.parameters()).device)
+            rows.append(model(input_ids=ids).logits[0, -1].float().cpu())
+    return torch.stack(rows)
+
+
+def assert_changed(before, after, what: str) -> float:
+    change = float((after - before).abs().max())
+    if not change > MIN_CHANGE:
+        raise LibraryError(
+            f"{what} did not change the model's output on probe prompts (max |Δlogit| = "
+            f"{change:.1e}): the adapter is all-zero or was not applied"
+        )
+    return change

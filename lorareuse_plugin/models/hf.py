@@ -1,0 +1,278 @@
+"""``lorareuse-hf``: lm-eval's HF model with a reuse spec applied.
+
+- averaged methods and ``single:<expert>`` are merged into the weights (no adapter overhead);
+- ``oracle`` / ``seq_arrow`` route per request: requests are bucketed by adapter and each bucket
+  is served by ``set_adapter`` + lm-eval's own code path (one switch per bucket);
+- ``arrow`` routes per token inside PEFT's Arrow layers.
+Every request's expert is recorded (``route_log``) and ``get_model_info()`` carries the full spec,
+the library manifest hash and a per-task summary of who served what.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections import Counter, defaultdict
+from typing import Any
+
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+
+from lorareuse_plugin.errors import ConfigError
+from lorareuse_plugin.models.adapter_check import assert_changed, last_logits, probe_prompts
+from lorareuse_plugin.reuse.registry import METHODS, get_method
+from lorareuse_plugin.reuse.spec import ReuseSpec, parse_spec
+
+_PEFT_PREFIX = "base_model.model."
+
+
+def split_reuse_kwargs(method: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Pop the method's own parameters out of ``kwargs``; refuse other methods' parameters."""
+    info = get_method(str(method).split(":")[0])
+    own = {f.name for f in dataclasses.fields(info.params_cls)}
+    params = {k: kwargs.pop(k) for k in list(kwargs) if k in own}
+    every = {f.name for m in METHODS.values() for f in dataclasses.fields(m.params_cls)}
+    stray = sorted(k for k in kwargs if k in every)
+    if stray:
+        allowed = ", ".join(sorted(own)) or "none"
+        raise ConfigError(f"method {info.name} has no parameter {', '.join(stray)}; its parameters: {allowed}")
+    return params
+
+
+def check_base_matches(pretrained: Any, manifest_base: dict) -> None:
+    """The library's experts only mean something on the base they were trained on."""
+    from transformers import AutoConfig, PreTrainedModel
+
+    from lorareuse_plugin.base.resolve import config_hash
+
+    if isinstance(pretrained, PreTrainedModel):
+        config = pretrained.config.to_dict()
+    else:
+        config = AutoConfig.from_pretrained(pretrained).to_dict()
+    if config_hash(config) != manifest_base["config_hash"]:
+        given = getattr(pretrained, "name_or_path", pretrained)
+        raise ConfigError(
+            f"the library was built for base {manifest_base['name_or_path']} (config "
+            f"{manifest_base['config_hash'][:12]}), not for {given}: pass that base as pretrained= or rebuild "
+            "the library on this one"
+        )
+
+
+@register_model("lorareuse-hf")
+class LorareuseHFLM(HFLM):
+    def __init__(
+        self,
+        pretrained: Any = None,
+        library: str | None = None,
+        method: str = "delta_mean",
+        experts: Any = None,
+        weights: Any = None,
+        check_adapters: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if not library:
+            raise ConfigError("lorareuse-hf needs library=<dir> (built by `lorareuse library build`)")
+        params = split_reuse_kwargs(method, kwargs)
+        self.reuse_spec: ReuseSpec = parse_spec(library, method, experts, weights, **params)
+        base = self.reuse_spec.library.manifest["base"]
+        pretrained = pretrained if pretrained is not None else base["name_or_path"]
+        check_base_matches(pretrained, base)
+        super().__init__(pretrained=pretrained, **kwargs)
+        self.route_log: dict[tuple[str, int], str] = {}
+        self._router = None
+        self._served = self.reuse_spec.label
+        self._extra_info: dict[str, Any] = {}
+        self._apply(bool(check_adapters) and str(check_adapters).lower() != "false")
+
+    # ---- building the served model -------------------------------------------------------------
+    def _apply(self, check: bool) -> None:
+        spec = self.reuse_spec
+        name, kind = spec.method.name, spec.method.kind
+        if name == "base":
+            return
+        prompts = probe_prompts(spec)
+        before = last_logits(self._model, self.tokenizer, prompts) if check else None
+        if kind == "average" or name == "single":
+            from peft import PeftModel
+
+            from lorareuse_plugin.reuse.merge import merge_stats, merged_adapter
+
+            path = merged_adapter(spec)
+            peft_model = PeftModel.from_pretrained(self._model, str(path), adapter_name="merged")
+            if check:
+                self._extra_info["adapter_check_max_dlogit"] = assert_changed(
+                    before, last_logits(peft_model, self.tokenizer, prompts), f"adapter {spec.label}"
+                )
+            self._model = peft_model.merge_and_unload()
+            self._extra_info["merged_adapter"] = str(path)
+            self._extra_info["merge_stats"] = merge_stats(path)
+        elif name == "arrow":
+            from lorareuse_plugin.reuse import arrow
+
+            self._model = arrow.build(self._model, spec)
+            if check:
+                self._extra_info["adapter_check_max_dlogit"] = assert_changed(
+                    before, last_logits(self._model, self.tokenizer, prompts), f"arrow over {'+'.join(spec.experts)}"
+                )
+        else:
+            self._model = self._load_experts(spec, before, prompts, check)
+            self._router = name
+            if name == "seq_arrow":
+                self._prototypes = self._build_prototypes(spec)
+                self._score_cache: dict[str, dict[str, float]] = {}
+                self._mixtures: dict[tuple, str] = {}
+        self._model.eval()
+
+    def _load_experts(self, spec, before, prompts, check):
+        from peft import PeftModel
+
+        first, *rest = spec.experts
+        model = PeftModel.from_pretrained(self._model, str(spec.library.expert_dir(first)), adapter_name=first)
+        for e in rest:
+            model.load_adapter(str(spec.library.expert_dir(e)), adapter_name=e)
+        changes = {}
+        for e in spec.experts:
+            model.set_adapter(e)
+            if check:
+                changes[e] = assert_changed(before, last_logits(model, self.tokenizer, prompts), f"expert {e}")
+        if changes:
+            self._extra_info["adapter_check_max_dlogit"] = changes
+        return model
+
+    def _build_prototypes(self, spec):
+        import torch
+
+        from lorareuse_plugin.reuse.lora_io import read_adapter
+        from lorareuse_plugin.reuse.prototypes import top_right_singular_vector
+
+        per_module: dict[str, list] = defaultdict(list)
+        adapters = [read_adapter(spec.library.expert_dir(e)) for e in spec.experts]
+        modules = sorted(set.intersection(*(set(a.modules) for a in adapters)))
+        for m in modules:
+            for ad in adapters:
+                per_module[m].append(top_right_singular_vector(*ad.modules[m]))
+        return {m: torch.stack(v).to(self.device) for m, v in per_module.items()}  # [E, in]
+
+    # ---- routing -------------------------------------------------------------------------------
+    def _seq_scores(self, contexts: list[str]) -> None:
+        """Score unseen contexts with the base model (adapters off) and forward pre-hooks."""
+        import torch
+        from peft.tuners.lora import LoraLayer
+
+        todo = [c for c in dict.fromkeys(contexts) if c not in self._score_cache]
+        if not todo:
+            return
+        layers = {
+            n.removeprefix(_PEFT_PREFIX): mod
+            for n, mod in self._model.named_modules()
+            if isinstance(mod, LoraLayer) and n.removeprefix(_PEFT_PREFIX) in self._prototypes
+        }
+        for i in range(0, len(todo), 16):
+            batch = todo[i : i + 16]
+            enc = self.tokenizer(batch, return_tensors="pt", padding=True).to(self.device)
+            mask = enc["attention_mask"].unsqueeze(-1).float()  # [B, T, 1]
+            total = torch.zeros(len(batch), len(self.reuse_spec.experts), device=self.device)
+            hooks = []
+
+            def hook(module_name, total=total, mask=mask):
+                def fn(_mod, args):
+                    x = args[0].float()
+                    s = (x @ self._prototypes[module_name].T).abs()  # [B, T, E]
+                    total.add_((s * mask).sum(1) / mask.sum(1))
+
+                return fn
+
+            for name, layer in layers.items():
+                hooks.append(layer.register_forward_pre_hook(hook(name)))
+            try:
+                with torch.no_grad(), self._model.disable_adapter():
+                    self._model(**enc)
+            finally:
+                for h in hooks:
+                    h.remove()
+            for c, row in zip(batch, (total / max(1, len(layers))).tolist(), strict=True):
+                self._score_cache[c] = dict(zip(self.reuse_spec.experts, row, strict=True))
+
+    def _mixture(self, experts: tuple[str, ...], weights: tuple[float, ...]) -> str:
+        from lorareuse_plugin.reuse.merge import merged_adapter
+
+        key = (experts, weights)
+        if key not in self._mixtures:
+            spec = parse_spec(self.reuse_spec.library, "delta_mean", list(experts), list(weights))
+            name = f"mix_{spec.key[:10]}"
+            self._model.load_adapter(str(merged_adapter(spec)), adapter_name=name)
+            self._mixtures[key] = name
+        return self._mixtures[key]
+
+    def _routes(self, requests) -> list[tuple[str | None, str]]:
+        spec = self.reuse_spec
+        if self._router == "oracle":
+            from lorareuse_plugin.reuse.oracle import expert_for_task
+
+            out = []
+            for r in requests:
+                e = expert_for_task(r.task_name or "", spec.experts, spec.params)
+                out.append((e, e or "base"))
+            return out
+        from lorareuse_plugin.reuse.seq_arrow import mix
+
+        contexts = [r.args[0] for r in requests]
+        self._seq_scores(contexts)
+        out = []
+        for c in contexts:
+            experts, weights = mix(self._score_cache[c], spec.params.top_k, spec.params.temperature)
+            if len(experts) == 1:
+                out.append((experts[0], experts[0]))
+            else:
+                label = "+".join(f"{e}*{w:g}" for e, w in zip(experts, weights, strict=True))
+                out.append((self._mixture(experts, weights), label))
+        return out
+
+    def _dispatch(self, requests, call):
+        if self._router is None:
+            for r in requests:
+                self.route_log[(r.task_name, r.doc_id)] = self._served
+            return call(requests)
+        groups: dict[str | None, list[int]] = defaultdict(list)
+        for i, (adapter, label) in enumerate(self._routes(requests)):
+            groups[adapter].append(i)
+            self.route_log[(requests[i].task_name, requests[i].doc_id)] = label
+        out: list[Any] = [None] * len(requests)
+        for adapter in sorted(groups, key=lambda a: (a is not None, a or "")):
+            idx = groups[adapter]
+            if adapter is None:
+                ctx = self._model.disable_adapter()
+            else:
+                self._model.set_adapter(adapter)
+                ctx = contextlib.nullcontext()
+            with ctx:
+                results = call([requests[i] for i in idx])
+            for i, res in zip(idx, results, strict=True):
+                out[i] = res
+        return out
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        return self._dispatch(requests, lambda rs: HFLM.loglikelihood(self, rs, disable_tqdm=disable_tqdm))
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        return self._dispatch(requests, lambda rs: HFLM.loglikelihood_rolling(self, rs, disable_tqdm=disable_tqdm))
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        return self._dispatch(requests, lambda rs: HFLM.generate_until(self, rs, disable_tqdm=disable_tqdm))
+
+    # ---- reporting -----------------------------------------------------------------------------
+    def served_by(self) -> dict[str, dict[str, int]]:
+        summary: dict[str, Counter] = defaultdict(Counter)
+        for (task, _), label in self.route_log.items():
+            summary[task][label] += 1
+        return {t: dict(c) for t, c in sorted(summary.items())}
+
+    def get_model_info(self) -> dict:
+        info = super().get_model_info()
+        info["lorareuse"] = {
+            "backend": "hf",
+            "spec": self.reuse_spec.to_json(),
+            "served_by": self.served_by(),
+            **self._extra_info,
+        }
+        return info

@@ -1,0 +1,49 @@
+"""Write averaged adapters: content-addressed, so the same merge is computed and written once.
+
+``<cache>/merged/<spec key>/`` holds a plain PEFT LoRA adapter (loadable by PEFT, vLLM, LoRAX…)
+plus ``lorareuse_merge.json`` with the spec and the method's statistics (rank, truncation error).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from lorareuse_plugin.cache import cache_root
+from lorareuse_plugin.errors import ConfigError
+from lorareuse_plugin.io import atomic_dir
+from lorareuse_plugin.reuse.lora_io import read_adapter, write_adapter
+from lorareuse_plugin.reuse.spec import ReuseSpec
+
+MARKER = "lorareuse_merge.json"
+
+
+def merged_adapter(spec: ReuseSpec, out: Path | None = None) -> Path:
+    """The adapter dir for an averaging (or ``single``) spec; built on first use."""
+    if spec.method.kind == "route" or spec.method.name == "base":
+        raise ConfigError(f"method {spec.method.name} does not produce a merged adapter")
+    path = cache_root() / "merged" / spec.key[:24]
+    if not (path / MARKER).is_file():
+        adapters = [read_adapter(spec.library.expert_dir(e)) for e in spec.experts]
+        if spec.method.name == "single":
+            factors, stats = adapters[0].modules, {"rank": next(iter(adapters[0].modules.values()))[0].shape[0]}
+        else:
+            result = spec.method.load().merge(adapters, list(spec.weights), spec.params)
+            factors, stats = result.factors, result.stats
+        from lorareuse_plugin.reuse.lora_io import LoraFactors
+
+        base = spec.library.manifest["base"]["name_or_path"]
+        with atomic_dir(path, MARKER) as tmp:
+            write_adapter(tmp, LoraFactors(factors), base)
+            (tmp / MARKER).write_text(json.dumps({"spec": spec.to_json(), "stats": stats}, indent=2) + "\n")
+    if out is not None:
+        with atomic_dir(Path(out), MARKER) as tmp:
+            for f in path.iterdir():
+                shutil.copy2(f, tmp / f.name)
+        return Path(out).resolve()
+    return path
+
+
+def merge_stats(path: Path) -> dict:
+    return json.loads((Path(path) / MARKER).read_text())["stats"]

@@ -1,0 +1,56 @@
+"""Every reuse method by name: a new method is one module plus one entry here.
+
+Modules load lazily (``importlib``) so listing methods never imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from lorareuse_plugin.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    kind: str  # "average" (writes a PEFT adapter) | "route" | "baseline"
+    module: str
+    summary: str
+    backends: tuple[str, ...] = ("hf", "vllm")
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+    @property
+    def params_cls(self) -> type:
+        return self.load().Params
+
+
+_P = "lorareuse_plugin.reuse."
+METHODS: dict[str, MethodInfo] = {
+    m.name: m
+    for m in (
+        MethodInfo("base", "baseline", _P + "baselines", "the base model, no adapter"),
+        MethodInfo("single", "baseline", _P + "baselines", "one expert alone (method=single:<expert>)"),
+        MethodInfo("delta_mean", "average", _P + "delta_mean", "exact weighted mean of ΔW (rank concatenation)"),
+        MethodInfo("factor_mean", "average", _P + "factor_mean", "mean of A's and of B's (MTTL/LoraHub uniform)"),
+        MethodInfo("svd", "average", _P + "svd", "best rank-r approximation of the delta mean"),
+        MethodInfo("ties", "average", _P + "ties", "TIES in delta space, then rank-r SVD"),
+        MethodInfo("dare", "average", _P + "dare", "DARE in delta space (seeded), then rank-r SVD"),
+        MethodInfo("arrow", "route", _P + "arrow", "per-token, per-layer top-k Arrow routing", ("hf",)),
+        MethodInfo("seq_arrow", "route", _P + "seq_arrow", "one expert (or top-k mix) per request"),
+        MethodInfo("oracle", "route", _P + "oracle", "route by task name to the expert trained for it"),
+    )
+}
+
+
+def get_method(name: str) -> MethodInfo:
+    try:
+        return METHODS[name]
+    except KeyError:
+        close = difflib.get_close_matches(str(name), list(METHODS), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"unknown method {name!r}{hint}: use one of {', '.join(METHODS)}") from None

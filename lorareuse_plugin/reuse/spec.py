@@ -1,0 +1,123 @@
+"""A reuse spec: (library, chosen experts, method, parameters, weights) — validated up front.
+
+It is what a backend is asked to evaluate, what lands in ``get_model_info()`` and the results
+JSON, and what keys every cache. Validation happens before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lorareuse_plugin.errors import ConfigError
+from lorareuse_plugin.library.manifest import Library, load_library
+from lorareuse_plugin.reuse.params import parse_params
+from lorareuse_plugin.reuse.registry import MethodInfo, get_method
+
+SPEC_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ReuseSpec:
+    library: Library
+    experts: tuple[str, ...]
+    method: MethodInfo
+    params: Any  # the method's Params dataclass
+    weights: tuple[float, ...]
+
+    @property
+    def label(self) -> str:
+        if self.method.name == "base":
+            return "base"
+        if self.method.name == "single":
+            return f"single:{self.experts[0]}"
+        extra = ",".join(f"{k}={v}" for k, v in dataclasses.asdict(self.params).items() if v is not None)
+        return f"{self.method.name}[{'+'.join(self.experts)}]" + (f"({extra})" if extra else "")
+
+    def to_json(self) -> dict:
+        return {
+            "version": SPEC_VERSION,
+            "library": str(self.library.root),
+            "library_name": self.library.manifest.get("library"),
+            "manifest_sha256": self.library.manifest_hash,
+            "experts": list(self.experts),
+            "expert_weights_sha256": {e: self.library.manifest["experts"][e]["weights_hash"] for e in self.experts},
+            "method": self.method.name,
+            "kind": self.method.kind,
+            "params": dataclasses.asdict(self.params),
+            "weights": list(self.weights),
+            "label": self.label,
+        }
+
+    @property
+    def key(self) -> str:
+        blob = self.to_json()
+        blob.pop("library")  # the same library moved elsewhere is the same spec
+        return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def _split_list(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value]
+    return [v.strip() for v in str(value).replace("|", "+").replace(",", "+").split("+") if v.strip()]
+
+
+def parse_spec(
+    library: str | Path | Library,
+    method: str,
+    experts: Any = None,
+    weights: Any = None,
+    **raw_params: Any,
+) -> ReuseSpec:
+    """``method`` may be ``single:<expert>``; ``experts`` ``hop1+hop2`` or a list; weights likewise."""
+    lib = library if isinstance(library, Library) else load_library(library)
+    name, _, single = str(method).partition(":")
+    info = get_method(name.strip())
+    chosen = _split_list(experts)
+    if info.name == "single":
+        if not single and len(chosen) != 1:
+            raise ConfigError("method single needs one expert: method=single:<expert>")
+        chosen = [single.strip()] if single else chosen
+    elif single:
+        raise ConfigError(f"method {info.name} takes no ':<expert>' suffix; pass experts=a+b")
+    if info.name == "base":
+        chosen = []
+    elif not chosen:
+        chosen = [e for e in lib.expert_names if e in lib.manifest["data"]["members"]]
+    missing = [e for e in chosen if e not in lib.expert_names]
+    if missing:
+        raise ConfigError(
+            f"expert(s) {', '.join(missing)} not in library {lib.root}: it has {', '.join(lib.expert_names)}"
+        )
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError(f"experts list {'+'.join(chosen)} repeats an expert")
+    params = parse_params(info.name, info.params_cls, raw_params)
+    w = _weights(weights, len(chosen), info)
+    check = getattr(info.load(), "check_spec", None)
+    spec = ReuseSpec(lib, tuple(chosen), info, params, w)
+    if check:
+        check(spec)
+    return spec
+
+
+def _weights(raw: Any, n: int, info: MethodInfo) -> tuple[float, ...]:
+    if n == 0:
+        return ()
+    values = _split_list(raw)
+    if not values:
+        return tuple([1.0 / n] * n)
+    if info.kind != "average":
+        raise ConfigError(f"weights apply to averaging methods only, not {info.name}")
+    try:
+        w = tuple(float(v) for v in values)
+    except ValueError:
+        raise ConfigError(f"weights {raw!r} must be numbers joined by '+', e.g. weights=0.7+0.3") from None
+    if len(w) != n:
+        raise ConfigError(f"{len(w)} weights for {n} experts: give one weight per expert")
+    return w
