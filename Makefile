@@ -23,6 +23,9 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
+demo: $(STAMP)  ## the whole pipeline on the embedded default; prints the leaderboard
+	$(BIN)/lorareuse demo
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -121,6 +121,88 @@ def _cmd_library_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reuse_kwargs(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise LorareuseError(f"--param {pair!r} must look like name=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.reuse.merge import merge_stats, merged_adapter
+    from lorareuse_plugin.reuse.spec import parse_spec
+
+    spec = parse_spec(args.library, args.method, args.experts, args.weights, **_reuse_kwargs(args.param))
+    if spec.method.kind == "route":
+        raise LorareuseError(
+            f"{spec.method.name} is a routing method: it has no merged adapter to write "
+            "(averaging methods: delta_mean, factor_mean, svd, ties, dare)"
+        )
+    path = merged_adapter(spec, out=Path(args.out))
+    stats = merge_stats(path)
+    print(f"{spec.label}: PEFT adapter written to {path}")
+    print("  " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()))
+    return 0
+
+
+def _cmd_methods(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from lorareuse_plugin.reuse.params import help_of
+    from lorareuse_plugin.reuse.registry import METHODS
+
+    for m in METHODS.values():
+        print(f"{m.name:12} {m.kind:9} {'+'.join(m.backends):8} {m.summary}")
+        for f in dataclasses.fields(m.params_cls):
+            print(f"{'':14}{f.name}={f.default!r}: {help_of(m.params_cls)[f.name]}")
+    return 0
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.report.leaderboard import run_leaderboard
+
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    summary = run_leaderboard(
+        args.library,
+        args.out,
+        seeds=seeds,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        device=args.device,
+        methods=tuple(args.methods.split(",")) if args.methods else None,
+        tasks=args.tasks.split(",") if args.tasks else None,
+        limit=args.limit,
+    )
+    out = Path(args.out).resolve()
+    print(summary["markdown"])
+    print(
+        f"wrote {out / 'leaderboard.csv'}, {out / 'leaderboard.md'}, {out / 'leaderboard.png'}, "
+        f"{out / 'leaderboard.json'} and per-run lm-eval results under {out / 'runs'}"
+    )
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.demo import run_demo
+
+    if args.quick and args.full:
+        raise LorareuseError("--quick and --full exclude each other: pick one")
+    result = run_demo("quick" if args.quick else "full" if args.full else "default", args.out)
+    print()
+    print(result["markdown"])
+    t = result["timings"]
+    print(
+        f"wall time: base {t['base']:.0f} s, libraries {t['libraries']:.0f} s, leaderboard {t['leaderboard']:.0f} s, "
+        f"total {t['total']:.0f} s"
+    )
+    for png in result["pngs"]:
+        print(f"plot: {png}")
+    return 0
+
+
 def _add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--family", required=True, help="twohop | math_ks | math_ss")
     p.add_argument("--familiarity", default=None, help="F | H | R (twohop), F | R (math_ks); omit for math_ss")
@@ -158,6 +240,36 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("library", help="library dir")
     lv.set_defaults(handler=_cmd_library_verify)
 
+    demo = sub.add_parser("demo", help="the whole pipeline on the embedded default base (cached)")
+    demo.add_argument("--quick", action="store_true", help="small base, one small library, four methods (~2 min)")
+    demo.add_argument("--full", action="store_true", help="all six full-size libraries, every task form")
+    demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    demo.set_defaults(handler=_cmd_demo)
+
+    mg = sub.add_parser("merge", help="write an averaged adapter (a plain PEFT LoRA dir, for vLLM/PEFT/…)")
+    mg.add_argument("--library", required=True, help="library dir")
+    mg.add_argument("--experts", required=True, help="experts joined by '+' or ',', e.g. hop1,hop2")
+    mg.add_argument("--method", default="delta_mean", help="delta_mean | factor_mean | svd | ties | dare | single:<e>")
+    mg.add_argument("--weights", default=None, help="one weight per expert joined by '+' (default uniform)")
+    mg.add_argument("--param", action="append", help="method parameter name=value (repeatable), e.g. rank=8")
+    mg.add_argument("--out", required=True, help="output adapter dir")
+    mg.set_defaults(handler=_cmd_merge)
+
+    me = sub.add_parser("methods", help="list reuse methods and their parameters")
+    me.set_defaults(handler=_cmd_methods)
+
+    lb_ = sub.add_parser("leaderboard", help="run the baseline ladder through lm-eval and write the leaderboard")
+    lb_.add_argument("--library", action="append", required=True, help="library dir (repeatable)")
+    lb_.add_argument("--out", required=True, help="output folder")
+    lb_.add_argument("--seeds", default=None, help="world seeds, e.g. 0,1,2 (each seed its own library)")
+    lb_.add_argument("--methods", default=None, help="reuse methods of the ladder (default: all)")
+    lb_.add_argument("--tasks", default=None, help="tasks (default: every task of the library's family/familiarity)")
+    lb_.add_argument("--backend", default="hf", help="hf")
+    lb_.add_argument("--device", default="cpu", help="cpu | cuda")
+    lb_.add_argument("--batch-size", type=int, default=32)
+    lb_.add_argument("--limit", type=int, default=None, help="documents per task (debugging)")
+    lb_.set_defaults(handler=_cmd_leaderboard)
+
     data = sub.add_parser("data", help="generate, check and export datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     exp = data_sub.add_parser("export", help="write every split as JSONL plus splits.json with hashes")
@@ -181,8 +293,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def eval_main(argv: Sequence[str] | None = None) -> None:
-    """lm-eval's own CLI (every flag works) with our task folder prepended to ``--include_path``."""
+    """lm-eval's own CLI (every flag works) with our task folder prepended to ``--include_path``
+    and our models registered (``--model lorareuse-hf``)."""
     _offline_env()
+    from lorareuse_plugin.models import register_models
+
+    register_models()
     from lm_eval._cli import HarnessCLI  # private API: covered by a smoke test
     from lm_eval.utils import setup_logging
 

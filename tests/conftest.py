@@ -73,3 +73,33 @@ def test_base(lorareuse_cache: Path) -> Path:
 
     path, _ = build_base("test", progress=False)
     return path
+
+
+TINY_RECIPE = {
+    "name": "tiny_twohop_f",
+    "base": "test",
+    "data": {"family": "twohop", "familiarity": "F", "seed": 0, "n_test": 4, "n_target": 3},
+    "defaults": {"rank": 4, "alpha": 8, "epochs": 2, "lr": 5e-3, "batch_size": 8},
+    "experts": {"hop1": {}, "hop2": {}, "target": {}, "union": {}, "oracle": {}},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_library(test_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full five-expert two-hop F library on the test base (2 epochs each: plumbing, not science)."""
+    import yaml
+
+    from lorareuse_plugin.library.build import build_library
+    from lorareuse_plugin.library.recipe import load_recipe
+
+    root = tmp_path_factory.mktemp("tiny_library")
+    recipe_file = root / "tiny_twohop_f.yaml"
+    recipe_file.write_text(yaml.safe_dump(TINY_RECIPE))
+    out = root / "lib"
+    build_library(load_recipe(recipe_file), out, progress=False, log=lambda m: None)
+    return out
+
+
+def tiny_task_metadata() -> dict:
+    data = TINY_RECIPE["data"]
+    return {"lorareuse_seed": data["seed"], "lorareuse_n_test": data["n_test"], "lorareuse_n_target": data["n_target"]}

@@ -69,3 +69,96 @@ def test_importing_the_package_stays_cheap():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_merge_cli_writes_a_peft_adapter(tiny_library, tmp_path):
+    out = tmp_path / "merged"
+    proc = run_cli(
+        "merge",
+        "--library",
+        str(tiny_library),
+        "--experts",
+        "hop1,hop2",
+        "--method",
+        "svd",
+        "--param",
+        "rank=4",
+        "--out",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    cfg = json.loads((out / "adapter_config.json").read_text())
+    assert cfg["r"] == 4 and cfg["lora_alpha"] == 4 and "lm_head" not in cfg["target_modules"]
+    assert (out / "adapter_model.safetensors").is_file()
+    bad = run_cli(
+        "merge",
+        "--library",
+        str(tiny_library),
+        "--experts",
+        "hop1,hop2",
+        "--method",
+        "seq_arrow",
+        "--out",
+        str(tmp_path / "x"),
+    )
+    assert bad.returncode == 2 and "routing method" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_methods_cli_lists_every_method():
+    proc = run_cli("methods")
+    assert proc.returncode == 0
+    for name in ("delta_mean", "factor_mean", "svd", "ties", "dare", "arrow", "seq_arrow", "oracle", "single"):
+        assert name in proc.stdout
+
+
+def test_lorareuse_eval_runs_lorareuse_hf_and_reports_bad_args_in_one_line(tiny_library, tmp_path):
+    import os
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("lorareuse-eval")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    ok = subprocess.run(
+        [
+            str(exe),
+            "run",
+            "--model",
+            "lorareuse-hf",
+            "--model_args",
+            f"library={tiny_library},method=delta_mean,experts=hop1+hop2,dtype=float32",
+            "--tasks",
+            "lorareuse_hop1_f",
+            "--device",
+            "cpu",
+            "--limit",
+            "2",
+            "--metadata",
+            '{"lorareuse_n_test": 4, "lorareuse_n_target": 3}',
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert "lorareuse_hop1_f" in ok.stdout
+    bad = subprocess.run(
+        [
+            str(exe),
+            "run",
+            "--model",
+            "lorareuse-hf",
+            "--model_args",
+            f"library={tiny_library},method=avrage",
+            "--tasks",
+            "lorareuse_hop1_f",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1].startswith("lorareuse-eval: error: unknown method 'avrage'")

@@ -41,6 +41,10 @@ SIZES = {
     "default": BaseSize(
         "default", hidden=128, layers=4, intermediate=384, vocab=1024, epochs=28, lr=5e-3, block=128, batch=16
     ),
+    # a smaller, shorter-trained base for `lorareuse demo --quick` (about half a minute)
+    "quick": BaseSize(
+        "quick", hidden=128, layers=2, intermediate=256, vocab=1024, epochs=12, lr=5e-3, block=128, batch=16
+    ),
     "test": BaseSize("test", hidden=64, layers=2, intermediate=128, vocab=512, epochs=2, lr=5e-3, block=128, batch=16),
 }
 

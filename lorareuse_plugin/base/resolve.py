@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lorareuse_plugin.errors import ConfigError
 
-EMBEDDED = ("default", "test")
+EMBEDDED = ("default", "quick", "test")
 _VOLATILE_CONFIG_KEYS = ("transformers_version", "torch_dtype", "dtype")
 
 

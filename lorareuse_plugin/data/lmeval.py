@@ -44,6 +44,7 @@ def load_docs(**kwargs: Any) -> dict[str, Any]:
         args.get("n_target"),
         args.get("n_skill"),
     )
+    _check_library_world(kwargs.get("library"), spec)
     ds = build_dataset(spec)
     split = str(args["split"])
     if split not in ds.family.eval_splits:
@@ -52,3 +53,40 @@ def load_docs(**kwargs: Any) -> dict[str, Any]:
             f"use one of {', '.join(ds.family.eval_splits)}"
         )
     return {"test": datasets.Dataset.from_list(ds.splits[split])}
+
+
+def _check_library_world(library: Any, spec) -> None:
+    """With ``--model_args library=…`` (lm-eval passes model args here too), a task of the library's
+    own family must be generated from the library's world, or the experts would be scored on
+    entities they never saw."""
+    if not library:
+        return
+    from pathlib import Path
+
+    from lorareuse_plugin.library.manifest import MANIFEST
+
+    manifest_file = Path(str(library)).expanduser() / MANIFEST
+    if not manifest_file.is_file():
+        return  # the model wrapper reports a missing library itself
+    import json
+
+    data = json.loads(manifest_file.read_text()).get("data", {})
+    fam = spec.familiarity.value if spec.familiarity else None
+    if data.get("family") != spec.family or data.get("familiarity") != fam:
+        return
+    want = {"seed": data.get("seed"), **data.get("sizes", {})}
+    have = {
+        "seed": spec.seed,
+        "n_test": spec.sizes.n_test,
+        "n_target": spec.sizes.n_target,
+        "n_skill": spec.sizes.n_skill,
+    }
+    diff = {k: (have[k], v) for k, v in want.items() if k in have and have[k] != v}
+    if diff:
+        fix = json.dumps({f"{PREFIX}{k}": v for k, (_, v) in diff.items()})
+        trained = ", ".join(f"{k}={v[1]}" for k, v in diff.items())
+        asked = ", ".join(f"{k}={v[0]}" for k, v in diff.items())
+        raise ConfigError(
+            f"the library was trained on another {spec.slug} world ({trained}) than this task generates "
+            f"({asked}): add --metadata '{fix}'"
+        )

@@ -1,0 +1,86 @@
+"""``lorareuse demo``: the whole pipeline on the embedded default, cached end to end.
+
+base (pretrained from scratch) → expert libraries from ``adapters/`` recipes → the leaderboard
+ladder through lm-eval → Markdown table and PNG. Every stage reuses what an earlier run built:
+the base by content hash, experts by their keys, leaderboard runs by their run keys.
+
+- default: demo-size two-hop F/H/R and math knowledge×skill F libraries, every method, no CoT;
+- ``--full``: all six full-size recipes, every task form (CoT included);
+- ``--quick``: a smaller base and one small two-hop F library, four methods (≈2 min).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lorareuse_plugin.report.ladder import QUICK_METHODS
+
+ADAPTERS = Path(__file__).resolve().parent.parent / "adapters"
+DEMO_RECIPES = ("demo/twohop_f", "demo/twohop_h", "demo/twohop_r", "demo/math_ks_f")
+FULL_RECIPES = ("twohop_f", "twohop_h", "twohop_r", "math_ks_f", "math_ks_r", "math_ss")
+
+
+def _recipes(mode: str):
+    from lorareuse_plugin.library.recipe import load_recipe
+
+    if mode == "quick":
+        recipe = load_recipe(ADAPTERS / "demo" / "twohop_f.yaml")
+        small = dataclasses.replace(recipe.data, sizes=dataclasses.replace(recipe.data.sizes, n_test=8, n_target=8))
+        return [dataclasses.replace(recipe, name="quick_twohop_f", base="quick", data=small)]
+    names = FULL_RECIPES if mode == "full" else DEMO_RECIPES
+    return [load_recipe(ADAPTERS / f"{n}.yaml") for n in names]
+
+
+def _tasks(mode: str, manifest: dict) -> list[str]:
+    from lorareuse_plugin.data.catalog import task_specs
+    from lorareuse_plugin.report.leaderboard import library_tasks
+
+    tasks = library_tasks(manifest)
+    if mode == "full":
+        return tasks
+    forms = {s.name: s.form for s in task_specs()}
+    return [t for t in tasks if forms[t] != "cot"]  # CoT generation is the slowest part on a CPU
+
+
+def run_demo(mode: str = "default", out: str | Path = "runs/demo", log: Callable[[str], None] = print) -> dict:
+    from lorareuse_plugin.base.build import build_base
+    from lorareuse_plugin.base.sanity import format_report
+    from lorareuse_plugin.library.build import build_library
+    from lorareuse_plugin.library.manifest import load_library
+    from lorareuse_plugin.report.leaderboard import run_leaderboard
+
+    out = Path(out).resolve()
+    timings: dict[str, float] = {}
+    t0 = time.time()
+    recipes = _recipes(mode)
+    base_size = recipes[0].base
+    base_path, info = build_base(base_size)
+    timings["base"] = time.time() - t0
+    log(f"== base ({base_size}): {base_path} ({timings['base']:.0f} s)")
+    log(format_report(info["sanity"]))
+    t1 = time.time()
+    libraries = []
+    for recipe in recipes:
+        lib_dir = out / "libraries" / recipe.name
+        log(f"== library {recipe.name}: {lib_dir}")
+        build_library(recipe, lib_dir, base=str(base_path), log=lambda m: log("  " + m))
+        libraries.append(lib_dir)
+    timings["libraries"] = time.time() - t1
+    t2 = time.time()
+    summaries = []
+    methods = QUICK_METHODS if mode == "quick" else None
+    board = out / "leaderboard"
+    for lib_dir in libraries:  # one call per library: each has its own task list
+        tasks = _tasks(mode, load_library(lib_dir).manifest)
+        log(f"== leaderboard {lib_dir.name}: {len(tasks)} tasks")
+        summaries.append(
+            run_leaderboard([lib_dir], board / lib_dir.name, methods=methods, tasks=tasks, log=lambda m: log("  " + m))
+        )
+    timings["leaderboard"] = time.time() - t2
+    timings["total"] = time.time() - t0
+    markdown = "\n".join(s["markdown"] for s in summaries)
+    pngs = [board / d.name / "leaderboard.png" for d in libraries]
+    return {"markdown": markdown, "pngs": pngs, "timings": timings, "out": out}

@@ -1,0 +1,1 @@
+"""The leaderboard: the baseline ladder over libraries and seeds -> JSON, CSV, Markdown, PNG, gap."""

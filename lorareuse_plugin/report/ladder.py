@@ -1,0 +1,53 @@
+"""The baseline ladder: what a reuse method must be compared with to mean anything.
+
+base → each expert alone → {m1, m2} averaged and routed (the "2-combination library") →
+{m1, m2, target} likewise → union (one LoRA on both members' data) → oracle expert (all data) and
+oracle routing. Only experts present in the library are used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+AVERAGING = ("delta_mean", "factor_mean", "svd", "ties", "dare")
+ROUTING = ("arrow", "seq_arrow")
+QUICK_METHODS = ("delta_mean", "factor_mean", "arrow", "seq_arrow")
+
+
+@dataclass(frozen=True)
+class LadderEntry:
+    label: str
+    group: str  # baseline | expert | library-2 | library-3 | upper
+    method: str
+    experts: tuple[str, ...] = ()
+    params: dict = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        return self.label.replace("[", "_").replace("]", "").replace("+", "-").replace(":", "_").replace(" ", "")
+
+
+def ladder(manifest: dict, methods: tuple[str, ...] | None = None) -> list[LadderEntry]:
+    members = tuple(manifest["data"]["members"])
+    have = set(manifest["experts"])
+    methods = methods or (AVERAGING + ROUTING)
+    entries = [LadderEntry("base", "baseline", "base")]
+    for e in (*members, "target"):
+        if e in have:
+            entries.append(LadderEntry(f"expert:{e}", "expert", f"single:{e}", (e,)))
+    libraries = [("library-2", members), ("library-3", (*members, "target"))]
+    for group, experts in libraries:
+        if not set(experts) <= have:
+            continue
+        for m in methods:
+            entries.append(LadderEntry(f"{m}[{'+'.join(experts)}]", group, m, experts))
+    for e in ("union", "oracle"):
+        if e in have:
+            entries.append(LadderEntry(f"expert:{e}", "upper", f"single:{e}", (e,)))
+    if set((*members, "target")) <= have:
+        entries.append(
+            LadderEntry(
+                "oracle-routing[" + "+".join((*members, "target")) + "]", "upper", "oracle", (*members, "target")
+            )
+        )
+    return entries

@@ -1,0 +1,284 @@
+"""``lorareuse leaderboard``: run the ladder over libraries (and world seeds) through lm-eval.
+
+The base model is loaded once per base and copied for each ladder entry; each entry is one real
+``simple_evaluate`` run whose results JSON and samples (with the expert that served each
+request) are written under ``runs/``. The summary files are replaced atomically at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lorareuse_plugin.errors import ConfigError
+from lorareuse_plugin.io import write_bytes_atomic
+from lorareuse_plugin.library.manifest import Library, load_library
+from lorareuse_plugin.report.ladder import LadderEntry, ladder
+from lorareuse_plugin.report.tables import aggregate, gaps, to_csv, to_markdown
+
+BACKENDS = ("hf",)
+SUMMARY = "leaderboard.json"
+
+
+def library_tasks(manifest: dict) -> list[str]:
+    """Every task of the library's family and familiarity: composed forms, probes, target probe."""
+    from lorareuse_plugin.data.catalog import task_specs
+
+    data = manifest["data"]
+    return [s.name for s in task_specs() if s.family == data["family"] and s.familiarity == data["familiarity"]]
+
+
+def task_metadata(manifest: dict) -> dict:
+    """Evaluate on the very world the library was trained for."""
+    data = manifest["data"]
+    return {"lorareuse_seed": data["seed"], **{f"lorareuse_{k}": v for k, v in data["sizes"].items()}}
+
+
+def library_label(manifest: dict) -> str:
+    return re.sub(r"-seed\d+$", "", manifest["library"])
+
+
+def library_for_seed(lib: Library, seed: int, log: Callable[[str], None]) -> Library:
+    """The library itself for its own seed; otherwise the same recipe built for ``seed`` beside it."""
+    if lib.manifest["data"]["seed"] == seed:
+        return lib
+    from lorareuse_plugin.library.build import build_library
+    from lorareuse_plugin.library.recipe import load_recipe
+
+    recipe_path = lib.manifest.get("recipe")
+    if not recipe_path or not Path(recipe_path).is_file():
+        raise ConfigError(
+            f"--seeds needs the recipe of {lib.root} (recorded as {recipe_path!r}) to build the "
+            "other seeds' libraries; rebuild the library from its recipe"
+        )
+    recipe = load_recipe(recipe_path)
+    recipe = dataclasses.replace(
+        recipe, name=f"{library_label(lib.manifest)}-seed{seed}", data=dataclasses.replace(recipe.data, seed=seed)
+    )
+    out = lib.root.parent / f"{lib.root.name}-seed{seed}"
+    log(f"library {recipe.name}: building for seed {seed} in {out}")
+    build_library(recipe, out, base=lib.manifest["base"]["name_or_path"], log=log)
+    return load_library(out)
+
+
+def _rows(results: dict, lib: Library, entry: LadderEntry, tasks: list[str]) -> list[dict]:
+    from lorareuse_plugin.data.catalog import FORM_METRIC, task_specs
+
+    specs = {s.name: s for s in task_specs()}
+    data = lib.manifest["data"]
+    rows = []
+    for task in tasks:
+        metric, filt = FORM_METRIC[specs[task].form]
+        res = results["results"][task]
+        stderr = res.get(f"{metric}_stderr,{filt}")
+        rows.append(
+            {
+                "library": library_label(lib.manifest),
+                "family": data["family"],
+                "familiarity": data["familiarity"] or "-",
+                "seed": data["seed"],
+                "entry": entry.label,
+                "group": entry.group,
+                "method": entry.method,
+                "experts": "+".join(entry.experts),
+                "task": task,
+                "form": specs[task].form,
+                "metric": metric,
+                "value": float(res[f"{metric},{filt}"]),
+                "stderr": stderr if isinstance(stderr, float) else None,
+                "n": results["n-samples"][task]["effective"],
+            }
+        )
+    return rows
+
+
+def _save_run(path: Path, results: dict, lm) -> None:
+    from lm_eval.utils import handle_non_serializable
+
+    path.mkdir(parents=True, exist_ok=True)
+    samples = results.pop("samples", {}) or {}
+    route = getattr(lm, "route_log", {})
+    for task, items in samples.items():
+        lines = []
+        for s in items:
+            s["lorareuse_expert"] = route.get((task, s["doc_id"]))
+            lines.append(json.dumps(s, default=handle_non_serializable) + "\n")
+        write_bytes_atomic(path / f"samples_{task}.jsonl", "".join(lines).encode())
+    # results.json last: its run key marks the run complete
+    write_bytes_atomic(
+        path / "results.json", (json.dumps(results, indent=2, default=handle_non_serializable) + "\n").encode()
+    )
+
+
+def _run_key(lib: Library, entry: LadderEntry, tasks: list[str], limit: int | None) -> str:
+    import hashlib
+
+    import lm_eval
+
+    from lorareuse_plugin.data.build import GENERATOR_VERSION
+
+    blob = {
+        "manifest": lib.manifest_hash,
+        "entry": [entry.method, list(entry.experts), entry.params],
+        "tasks": tasks,
+        "limit": limit,
+        "lm_eval": lm_eval.__version__,
+        "generator": GENERATOR_VERSION,
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def _cached_run(run_dir: Path, key: str) -> dict | None:
+    path = run_dir / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return results if results.get("lorareuse_run_key") == key else None
+
+
+def run_library(
+    lib: Library,
+    entries: list[LadderEntry],
+    tasks: list[str],
+    runs_dir: Path,
+    *,
+    base_cache: dict,
+    batch_size: int,
+    device: str,
+    limit: int | None,
+    log: Callable[[str], None],
+) -> list[dict]:
+    import torch
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import lorareuse_plugin
+    from lorareuse_plugin.models.hf import LorareuseHFLM
+
+    base_path = lib.manifest["base"]["name_or_path"]
+    if base_path not in base_cache:  # loaded once for the whole ladder (and every library on it)
+        tok = AutoTokenizer.from_pretrained(base_path)
+        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32).to(device).eval()
+        base_cache[base_path] = (model, tok)
+    base, tok = base_cache[base_path]
+    tm = TaskManager(
+        include_path=str(lorareuse_plugin.TASKS_DIR), include_defaults=False, metadata=task_metadata(lib.manifest)
+    )
+    rows: list[dict] = []
+    for i, entry in enumerate(entries, 1):
+        started = time.time()
+        run_dir = runs_dir / entry.slug
+        key = _run_key(lib, entry, tasks, limit)
+        cached = _cached_run(run_dir, key)
+        if cached is not None:  # same spec, tasks and world: the results on disk are this run's
+            rows += _rows(cached, lib, entry, tasks)
+            log(f"[{i}/{len(entries)}] {library_label(lib.manifest)} {entry.label}: cached")
+            continue
+        lm = LorareuseHFLM(
+            pretrained=copy.deepcopy(base),
+            tokenizer=tok,
+            library=str(lib.root),
+            method=entry.method,
+            experts=list(entry.experts) or None,
+            batch_size=batch_size,
+            device=device,
+            **entry.params,
+        )
+        results = simple_evaluate(
+            model=lm, tasks=tasks, task_manager=tm, limit=limit, bootstrap_iters=100, log_samples=True
+        )
+        results["lorareuse_run_key"] = key
+        new = _rows(results, lib, entry, tasks)
+        _save_run(run_dir, results, lm)
+        rows += new
+        shown = " ".join(f"{r['task'].removeprefix('lorareuse_')}={r['value']:.2f}" for r in new)
+        log(
+            f"[{i}/{len(entries)}] {library_label(lib.manifest)} seed {lib.manifest['data']['seed']} "
+            f"{entry.label}: {shown} ({time.time() - started:.0f} s)"
+        )
+        del lm
+    return rows
+
+
+def run_leaderboard(
+    libraries: list[str | Path],
+    out: str | Path,
+    *,
+    seeds: list[int] | None = None,
+    methods: tuple[str, ...] | None = None,
+    tasks: list[str] | None = None,
+    backend: str = "hf",
+    batch_size: int = 32,
+    device: str = "cpu",
+    limit: int | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Run everything, write the four summary files, return the summary."""
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"--backend {backend!r} is not available: use one of {', '.join(BACKENDS)} "
+            "(lorareuse-vllm arrives with the vLLM backend)"
+        )
+    if not libraries:
+        raise ConfigError("pass at least one --library")
+    out = Path(out).expanduser().resolve()
+    if out.is_dir() and any(out.iterdir()) and not (out / SUMMARY).exists():
+        raise ConfigError(f"--out {out} is not empty and holds no {SUMMARY}: pass a new or empty directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot write to --out {out}: {e.strerror}") from None
+    libs = [load_library(p) for p in libraries]  # verify everything before the first run
+    if tasks:
+        from lorareuse_plugin.data.catalog import task_specs
+
+        unknown = sorted(set(tasks) - {s.name for s in task_specs()})
+        if unknown:
+            raise ConfigError(f"unknown task(s) {', '.join(unknown)}: see `lorareuse tasks`")
+    if methods:
+        from lorareuse_plugin.reuse.registry import get_method
+
+        for m in methods:
+            get_method(m)
+    rows: list[dict] = []
+    base_cache: dict = {}
+    for lib in libs:
+        for seed in seeds or [lib.manifest["data"]["seed"]]:
+            lib_s = library_for_seed(lib, seed, log)
+            lib_tasks = tasks or library_tasks(lib_s.manifest)
+            entries = ladder(lib_s.manifest, methods)
+            runs_dir = out / "runs" / library_label(lib_s.manifest) / f"seed{seed}"
+            rows += run_library(
+                lib_s,
+                entries,
+                lib_tasks,
+                runs_dir,
+                base_cache=base_cache,
+                batch_size=batch_size,
+                device=device,
+                limit=limit,
+                log=log,
+            )
+    cells = aggregate(rows)
+    gap_rows = gaps(cells)
+    summary = {"backend": backend, "seeds": seeds, "rows": rows, "cells": cells, "composition_gap": gap_rows}
+    write_bytes_atomic(out / "leaderboard.csv", to_csv(cells, gap_rows).encode())
+    markdown = to_markdown(cells, gap_rows)
+    write_bytes_atomic(out / "leaderboard.md", markdown.encode())
+    from lorareuse_plugin.report.plot import plot
+
+    tmp_png = out / ".leaderboard.png.tmp"
+    plot(cells, tmp_png)
+    tmp_png.replace(out / "leaderboard.png")
+    write_bytes_atomic(out / SUMMARY, (json.dumps(summary, indent=1) + "\n").encode())
+    summary["markdown"] = markdown
+    return summary

@@ -1,0 +1,200 @@
+"""``lorareuse-hf`` through real lm-eval runs on the test base and a real tiny PEFT library."""
+
+import json
+import shutil
+
+import pytest
+
+import lorareuse_plugin
+from lorareuse_plugin.errors import ConfigError, LibraryError
+
+from ..conftest import tiny_task_metadata
+
+TASKS = ["lorareuse_hop1_f", "lorareuse_twohop_f_mc"]
+
+
+@pytest.fixture(scope="module")
+def task_manager():
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(
+        include_path=str(lorareuse_plugin.TASKS_DIR), include_defaults=False, metadata=tiny_task_metadata()
+    )
+
+
+def _run(task_manager, model, model_args, tasks=TASKS):
+    from lm_eval import simple_evaluate
+
+    from lorareuse_plugin.models import register_models
+
+    register_models()
+    return simple_evaluate(
+        model=model,
+        model_args={"dtype": "float32", **model_args},
+        tasks=tasks,
+        task_manager=task_manager,
+        batch_size=8,
+        device="cpu",
+        bootstrap_iters=0,
+    )
+
+
+def _resps(out, task):
+    return [s["resps"] for s in sorted(out["samples"][task], key=lambda s: s["doc_id"])]
+
+
+def _close(a, b, tol=1e-4):
+    for ra, rb in zip(a, b, strict=True):
+        for x, y in zip(ra, rb, strict=True):
+            if isinstance(x[0], str):
+                assert x == y
+            else:
+                assert abs(x[0][0] - y[0][0]) < tol
+
+
+def test_single_expert_equals_stock_lm_eval_hf_with_peft(task_manager, tiny_library, test_base):
+    ours = _run(task_manager, "lorareuse-hf", {"library": str(tiny_library), "method": "single:hop1"})
+    stock = _run(task_manager, "hf", {"pretrained": str(test_base), "peft": str(tiny_library / "experts" / "hop1")})
+    for task in TASKS:
+        _close(_resps(ours, task), _resps(stock, task))
+    info = ours["config"]["lorareuse"]
+    assert info["spec"]["method"] == "single" and info["spec"]["experts"] == ["hop1"]
+    manifest_sha = info["spec"]["manifest_sha256"]
+    from lorareuse_plugin.library.manifest import load_library
+
+    assert manifest_sha == load_library(tiny_library).manifest_hash
+    assert info["adapter_check_max_dlogit"] > 0
+
+
+@pytest.mark.parametrize(
+    "method,extra", [("oracle", {"routes": "lorareuse_hop1_f:hop1|lorareuse_twohop_f_mc:hop1"}), ("seq_arrow", {})]
+)
+def test_routed_equals_single_when_the_router_is_forced(task_manager, tiny_library, method, extra):
+    experts = "hop1+hop2" if method == "oracle" else "hop1"
+    routed = _run(
+        task_manager, "lorareuse-hf", {"library": str(tiny_library), "method": method, "experts": experts, **extra}
+    )
+    single = _run(task_manager, "lorareuse-hf", {"library": str(tiny_library), "method": "single:hop1"})
+    for task in TASKS:
+        _close(_resps(routed, task), _resps(single, task))
+    served = routed["config"]["lorareuse"]["served_by"]
+    assert served == {t: {"hop1": len(routed["samples"][t])} for t in TASKS}
+
+
+def test_oracle_routes_each_task_to_its_own_expert(task_manager, tiny_library):
+    out = _run(
+        task_manager,
+        "lorareuse-hf",
+        {"library": str(tiny_library), "method": "oracle", "experts": "hop1+hop2"},
+        tasks=["lorareuse_hop1_f", "lorareuse_hop2_f", "lorareuse_twohop_f"],
+    )
+    served = out["config"]["lorareuse"]["served_by"]
+    assert set(served["lorareuse_hop1_f"]) == {"hop1"}
+    assert set(served["lorareuse_hop2_f"]) == {"hop2"}
+    assert set(served["lorareuse_twohop_f"]) == {"base"}  # no target expert chosen: nothing to route to
+
+
+def test_arrow_with_one_expert_and_top_k_1_equals_that_expert(tiny_library, test_base):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from lorareuse_plugin.reuse import arrow
+    from lorareuse_plugin.reuse.spec import parse_spec
+
+    ids = torch.tensor([[1, 40, 41, 42, 43, 44]])
+    spec = parse_spec(tiny_library, "arrow", "hop2", top_k=1)
+    with torch.no_grad():
+        routed = arrow.build(AutoModelForCausalLM.from_pretrained(test_base), spec)(input_ids=ids).logits
+        expert = PeftModel.from_pretrained(
+            AutoModelForCausalLM.from_pretrained(test_base), str(tiny_library / "experts" / "hop2")
+        )(input_ids=ids).logits
+    assert float((routed - expert).abs().max()) < 1e-5
+
+
+def test_averaged_spec_is_merged_and_reported(task_manager, tiny_library):
+    out = _run(
+        task_manager, "lorareuse-hf", {"library": str(tiny_library), "method": "svd", "experts": "hop1+hop2", "rank": 8}
+    )
+    info = out["config"]["lorareuse"]
+    assert info["spec"]["params"] == {"rank": 8} and info["merge_stats"]["exact"] is True
+    assert info["served_by"] == {t: {"svd[hop1+hop2](rank=8)": len(out["samples"][t])} for t in TASKS}
+
+
+def test_adapter_check_fires_on_an_all_zero_adapter(tiny_library, tmp_path, test_base):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from lorareuse_plugin.library.manifest import adapter_hashes
+    from lorareuse_plugin.models.hf import LorareuseHFLM
+
+    lib = tmp_path / "lib"
+    shutil.copytree(tiny_library, lib)
+    weights = lib / "experts" / "hop1" / "adapter_model.safetensors"
+    zeroed = {k: torch.zeros_like(v) if "lora_B" in k else v for k, v in load_file(str(weights)).items()}
+    save_file(zeroed, str(weights))
+    manifest = json.loads((lib / "manifest.json").read_text())
+    files = adapter_hashes(weights.parent)
+    manifest["experts"]["hop1"]["files"] = files
+    manifest["experts"]["hop1"]["weights_hash"] = files["adapter_model.safetensors"]
+    (lib / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(LibraryError, match="did not change the model's output"):
+        LorareuseHFLM(library=str(lib), method="single:hop1", device="cpu", dtype="float32")
+
+
+@pytest.mark.parametrize(
+    "args,error,needle",
+    [
+        ({"method": "mean"}, ConfigError, "unknown method 'mean'"),
+        ({"method": "delta_mean", "experts": "hop1+hop9"}, ConfigError, "hop9 not in library"),
+        ({"method": "seq_arrow", "experts": "hop1+hop2", "top_k": "0"}, ConfigError, "top_k=0 is invalid"),
+        ({"method": "arrow", "experts": "hop1+hop2", "top_k": "3"}, ConfigError, "top_k=3 is invalid for 2 experts"),
+        ({"method": "delta_mean", "top_k": "2"}, ConfigError, "has no parameter top_k"),
+        ({"method": "ties", "density": "2"}, ConfigError, "density=2.0 is invalid"),
+        ({"method": "delta_mean", "weights": "0.5"}, ConfigError, "1 weights for 2 experts"),
+        ({}, ConfigError, "needs library="),
+    ],
+)
+def test_bad_model_args_fail_before_loading(tiny_library, args, error, needle):
+    from lorareuse_plugin.models.hf import LorareuseHFLM
+
+    kwargs = {"library": str(tiny_library), **args} if args else {}
+    with pytest.raises(error, match=needle) as err:
+        LorareuseHFLM(device="cpu", **kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_rank_mismatch_is_refused_where_it_matters(tiny_library, tmp_path):
+    from lorareuse_plugin.reuse.spec import parse_spec
+
+    lib = tmp_path / "lib"
+    shutil.copytree(tiny_library, lib)
+    manifest = json.loads((lib / "manifest.json").read_text())
+    manifest["experts"]["hop2"]["rank"] = 2  # as a library with a rank-2 hop2 expert would record it
+    (lib / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="equal rank and targets"):
+        parse_spec(lib, "arrow", "hop1+hop2")
+
+
+def test_library_for_another_base_is_refused(tiny_library, tmp_path, test_base):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    from lorareuse_plugin.models.hf import LorareuseHFLM
+
+    other = tmp_path / "other"
+    cfg = LlamaConfig.from_pretrained(test_base)
+    cfg.num_hidden_layers = 1
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(other)
+    AutoTokenizer.from_pretrained(test_base).save_pretrained(other)
+    with pytest.raises(ConfigError, match="library was built for base"):
+        LorareuseHFLM(pretrained=str(other), library=str(tiny_library), method="delta_mean", device="cpu")
+
+
+def test_task_world_must_match_the_library(tiny_library):
+    from lm_eval.tasks import TaskManager
+
+    tm = TaskManager(
+        include_path=str(lorareuse_plugin.TASKS_DIR), include_defaults=False, metadata={"library": str(tiny_library)}
+    )  # default world: n_test 30, library: 4
+    with pytest.raises(ConfigError, match="trained on another twohop_f world"):
+        list(tm.load(["lorareuse_hop1_f"])["tasks"]["lorareuse_hop1_f"].test_docs())

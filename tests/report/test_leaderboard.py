@@ -1,0 +1,120 @@
+import json
+import math
+
+import pytest
+
+from lorareuse_plugin.errors import ConfigError
+from lorareuse_plugin.report.ladder import ladder
+from lorareuse_plugin.report.leaderboard import run_leaderboard
+from lorareuse_plugin.report.tables import aggregate, gaps
+
+
+def test_leaderboard_runs_end_to_end_and_writes_all_four_files(tiny_library, tmp_path):
+    out = tmp_path / "board"
+    logs: list[str] = []
+    summary = run_leaderboard(
+        [tiny_library],
+        out,
+        methods=("delta_mean", "seq_arrow"),
+        tasks=["lorareuse_twohop_f", "lorareuse_hop1_f", "lorareuse_twohop_f_mc"],
+        limit=2,
+        batch_size=8,
+        log=logs.append,
+    )
+    for name in ("leaderboard.csv", "leaderboard.md", "leaderboard.png", "leaderboard.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert (out / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    entries = {c["entry"] for c in summary["cells"]}
+    assert {
+        "base",
+        "expert:hop1",
+        "expert:hop2",
+        "expert:target",
+        "delta_mean[hop1+hop2]",
+        "seq_arrow[hop1+hop2+target]",
+        "expert:union",
+        "expert:oracle",
+        "oracle-routing[hop1+hop2+target]",
+    } <= entries
+    md = (out / "leaderboard.md").read_text()
+    assert "| delta_mean[hop1+hop2] |" in md and "Composition gap" in md
+    csv_lines = (out / "leaderboard.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("library,family,familiarity,group,entry")
+    assert len(csv_lines) == 1 + len(summary["cells"])
+    run = out / "runs" / "tiny_twohop_f" / "seed0" / "seq_arrow_hop1-hop2"
+    results = json.loads((run / "results.json").read_text())
+    assert results["config"]["lorareuse"]["spec"]["method"] == "seq_arrow"
+    sample = json.loads((run / "samples_lorareuse_hop1_f.jsonl").read_text().splitlines()[0])
+    assert sample["lorareuse_expert"] in ("hop1", "hop2")
+    # a second run reuses every finished lm-eval run
+    again: list[str] = []
+    run_leaderboard(
+        [tiny_library],
+        out,
+        methods=("delta_mean", "seq_arrow"),
+        tasks=["lorareuse_twohop_f", "lorareuse_hop1_f", "lorareuse_twohop_f_mc"],
+        limit=2,
+        batch_size=8,
+        log=again.append,
+    )
+    assert all(line.endswith(": cached") for line in again)
+
+
+def test_aggregation_over_seeds_and_composition_gap():
+    rows = []
+    for seed, (single, method, oracle) in enumerate([(0.2, 0.5, 0.8), (0.4, 0.5, 0.8), (0.3, 0.5, 0.8)]):
+        for entry, group, value, experts in (
+            ("expert:hop1", "expert", single, "hop1"),
+            ("expert:hop2", "expert", 0.1, "hop2"),
+            ("delta_mean[hop1+hop2]", "library-2", method, "hop1+hop2"),
+            ("expert:oracle", "upper", oracle, "oracle"),
+        ):
+            rows.append(
+                {
+                    "library": "lib",
+                    "family": "twohop",
+                    "familiarity": "F",
+                    "seed": seed,
+                    "entry": entry,
+                    "group": group,
+                    "method": "m",
+                    "experts": experts,
+                    "task": "t",
+                    "form": "gen",
+                    "metric": "exact_match",
+                    "value": value,
+                    "stderr": 0.05,
+                    "n": 30,
+                }
+            )
+    cells = {c["entry"]: c for c in aggregate(rows)}
+    single = cells["expert:hop1"]
+    assert single["mean"] == pytest.approx(0.3) and single["seeds"] == 3
+    assert single["ci95"] == pytest.approx(4.303 * 0.1 / math.sqrt(3), rel=1e-3)
+    (gap,) = gaps(list(cells.values()))
+    assert gap["gap"] == pytest.approx((0.5 - 0.3) / (0.8 - 0.3))
+    one_seed = aggregate(rows[:4])
+    assert {c["entry"]: c["ci95"] for c in one_seed}["expert:hop1"] == pytest.approx(1.96 * 0.05)
+
+
+def test_ladder_has_the_whole_baseline_ladder(tiny_library):
+    from lorareuse_plugin.library.manifest import load_library
+
+    labels = [e.label for e in ladder(load_library(tiny_library).manifest)]
+    assert labels[:4] == ["base", "expert:hop1", "expert:hop2", "expert:target"]
+    for m in ("delta_mean", "factor_mean", "svd", "ties", "dare", "arrow", "seq_arrow"):
+        assert f"{m}[hop1+hop2]" in labels and f"{m}[hop1+hop2+target]" in labels
+    assert labels[-3:] == ["expert:union", "expert:oracle", "oracle-routing[hop1+hop2+target]"]
+
+
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        ({"backend": "tgi"}, "--backend 'tgi' is not available"),
+        ({"methods": ("avg",)}, "unknown method 'avg'"),
+        ({"tasks": ["lorareuse_nope"]}, "unknown task"),
+    ],
+)
+def test_bad_leaderboard_input(tiny_library, tmp_path, kwargs, needle):
+    with pytest.raises(ConfigError, match=needle):
+        run_leaderboard([tiny_library], tmp_path / "b", **kwargs)
