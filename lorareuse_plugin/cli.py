@@ -292,6 +292,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def _key_use_cache(args: argparse.Namespace) -> None:
+    """lm-eval's ``--use_cache`` keys ignore which model answered; give each reuse spec its own db."""
+    from lorareuse_plugin.models import MODELS
+
+    if getattr(args, "model", None) not in MODELS or not getattr(args, "use_cache", None):
+        return
+    from lorareuse_plugin.models.hf import spec_from_model_args
+
+    spec = spec_from_model_args(args.model_args or {})
+    args.use_cache = f"{args.use_cache}_lorareuse-{spec.key[:16]}"
+
+
+def _annotate_logged_samples() -> None:
+    """``--log_samples``: add which expert served each document (``lorareuse_expert``)."""
+    from lm_eval.loggers.evaluation_tracker import EvaluationTracker
+
+    from lorareuse_plugin.models.hf import latest_instance
+
+    original = EvaluationTracker.save_results_samples
+    if getattr(original, "_lorareuse", False):
+        return
+
+    def save_results_samples(self, task_name: str, samples):
+        lm = latest_instance()
+        if lm is not None:
+            for s in samples:
+                s["lorareuse_expert"] = lm.route_log.get((task_name, s.get("doc_id")))
+        return original(self, task_name, samples)
+
+    save_results_samples._lorareuse = True  # type: ignore[attr-defined]
+    EvaluationTracker.save_results_samples = save_results_samples  # type: ignore[method-assign]
+
+
 def eval_main(argv: Sequence[str] | None = None) -> None:
     """lm-eval's own CLI (every flag works) with our task folder prepended to ``--include_path``
     and our models registered (``--model lorareuse-hf``)."""
@@ -313,6 +346,8 @@ def eval_main(argv: Sequence[str] | None = None) -> None:
         extra = [args.include_path] if isinstance(args.include_path, str) else list(args.include_path or [])
         args.include_path = [str(lorareuse_plugin.TASKS_DIR), *extra]
     try:
+        _key_use_cache(args)
+        _annotate_logged_samples()
         cli.execute(args)
     except LorareuseError as e:
         print(f"lorareuse-eval: error: {e}", file=sys.stderr)

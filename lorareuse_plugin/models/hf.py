@@ -24,6 +24,21 @@ from lorareuse_plugin.reuse.registry import METHODS, get_method
 from lorareuse_plugin.reuse.spec import ReuseSpec, parse_spec
 
 _PEFT_PREFIX = "base_model.model."
+_LATEST: list = []  # the most recently built instance, for our CLI's samples annotation
+
+
+def latest_instance():
+    return _LATEST[0]() if _LATEST else None
+
+
+def spec_from_model_args(model_args: dict[str, Any]) -> ReuseSpec:
+    """The spec a ``--model_args`` dict describes (without loading any model)."""
+    args = dict(model_args)
+    if not args.get("library"):
+        raise ConfigError("lorareuse-hf needs library=<dir> (built by `lorareuse library build`)")
+    method = str(args.pop("method", "delta_mean"))
+    params = split_reuse_kwargs(method, args)
+    return parse_spec(args["library"], method, args.get("experts"), args.get("weights"), **params)
 
 
 def split_reuse_kwargs(method: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +98,9 @@ class LorareuseHFLM(HFLM):
         self._served = self.reuse_spec.label
         self._extra_info: dict[str, Any] = {}
         self._apply(bool(check_adapters) and str(check_adapters).lower() != "false")
+        import weakref
+
+        _LATEST[:] = [weakref.ref(self)]
 
     # ---- building the served model -------------------------------------------------------------
     def _apply(self, check: bool) -> None:

@@ -204,3 +204,9 @@ def test_shipped_recipes_parse():
         recipe = load_recipe(p)
         assert recipe.name == p.stem
         assert {"target", "union", "oracle"} <= set(recipe.expert_names)
+    demo = sorted(root.glob("demo/*.yaml"))
+    assert [p.stem for p in demo] == ["math_ks_f", "twohop_f", "twohop_h", "twohop_r"]
+    for p in demo:
+        recipe, full = load_recipe(p), load_recipe(root / p.name)
+        assert recipe.name == f"demo_{p.stem}" and recipe.expert_names == full.expert_names
+        assert recipe.data.family == full.data.family and recipe.data.familiarity == full.data.familiarity
