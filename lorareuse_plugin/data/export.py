@@ -17,14 +17,7 @@ def manifest(spec: SplitSpec) -> dict:
     return {
         "generator": "lorareuse",
         "generator_version": GENERATOR_VERSION,
-        "family": spec.family,
-        "familiarity": spec.familiarity.value if spec.familiarity else None,
-        "seed": spec.seed,
-        "sizes": {
-            "n_test": spec.sizes.n_test,
-            "n_target": spec.sizes.n_target,
-            "n_skill": spec.sizes.n_skill,
-        },
+        **spec.to_json(),
         "members": list(ds.family.members),
         "leakage_check": "passed",
         "splits": {

@@ -29,26 +29,17 @@ def statement(rec_id: str, text: str) -> dict:
     return {"id": rec_id, "kind": "statement", "prompt": "", "completion": text, "text": text}
 
 
+def _prompted(rec_id: str, kind: str, prompt: str, answer: str) -> dict:
+    completion = " " + answer
+    return {"id": rec_id, "kind": kind, "prompt": prompt, "completion": completion, "text": prompt + completion}
+
+
 def qa(rec_id: str, question: str, answer: str) -> dict:
-    prompt, completion = qa_prompt(question), " " + answer
-    return {
-        "id": rec_id,
-        "kind": "qa",
-        "prompt": prompt,
-        "completion": completion,
-        "text": prompt + completion,
-    }
+    return _prompted(rec_id, "qa", qa_prompt(question), answer)
 
 
 def cot(rec_id: str, question: str, reasoning: str) -> dict:
-    prompt, completion = cot_prompt(question), " " + reasoning
-    return {
-        "id": rec_id,
-        "kind": "cot",
-        "prompt": prompt,
-        "completion": completion,
-        "text": prompt + completion,
-    }
+    return _prompted(rec_id, "cot", cot_prompt(question), reasoning)
 
 
 def eval_doc(

@@ -133,36 +133,20 @@ def build(familiarity: None, seed: int, sizes: Sizes) -> FamilyData:
     def two_step_near(p: Problem) -> list[int]:
         return [p.k * p.n, p.k + p.n + p.y, p.k * (p.n + p.y), p.k * p.n + p.y + 1, (p.k + 1) * p.n + p.y]
 
-    for i, p in enumerate(_problems(tag, seed, "test", TEST_ITEMS, sizes.n_test, two_step=True)):
+    def two_step_doc(doc_id: str, p: Problem) -> dict:
         q, a, why = _two_step(p)
-        splits["test"].append(
-            fmt.eval_doc(
-                f"{tag}-test-{i:04d}",
-                q,
-                str(a),
-                reasoning=why,
-                rnd=mc,
-                intermediate=str(p.k * p.n),
-                choices=fmt.number_distractors(a, two_step_near(p), mc),
-            )
-        )
+        choices = fmt.number_distractors(a, two_step_near(p), mc)
+        return fmt.eval_doc(doc_id, q, str(a), reasoning=why, rnd=mc, intermediate=str(p.k * p.n), choices=choices)
+
+    for i, p in enumerate(_problems(tag, seed, "test", TEST_ITEMS, sizes.n_test, two_step=True)):
+        splits["test"].append(two_step_doc(f"{tag}-test-{i:04d}", p))
     for i, p in enumerate(_problems(tag, seed, "target", TARGET_ITEMS, sizes.n_target, two_step=True)):
         for j in range(len(TWO_STEP_QUESTIONS)):
             q, a, _ = _two_step(p, j)
             splits["target"].append(fmt.qa(f"{tag}-target-{i:04d}-q{j}", q, str(a)))
         q, a, why = _two_step(p)
         splits["target"].append(fmt.cot(f"{tag}-target-{i:04d}-c0", q, why))
-        splits["probe_target"].append(
-            fmt.eval_doc(
-                f"{tag}-probe_target-{i:04d}",
-                q,
-                str(a),
-                reasoning=why,
-                rnd=mc,
-                intermediate=str(p.k * p.n),
-                choices=fmt.number_distractors(a, two_step_near(p), mc),
-            )
-        )
+        splits["probe_target"].append(two_step_doc(f"{tag}-probe_target-{i:04d}", p))
     return assemble(
         ("add", "mul"),
         (splits["add"], splits["mul"]),

@@ -34,6 +34,15 @@ class SplitSpec:
     seed: int
     sizes: Sizes
 
+    def to_json(self) -> dict:
+        """family, familiarity, seed, sizes: what exports and library manifests record."""
+        return {
+            "family": self.family,
+            "familiarity": self.familiarity.value if self.familiarity else None,
+            "seed": self.seed,
+            "sizes": dataclasses.asdict(self.sizes),
+        }
+
     @property
     def slug(self) -> str:
         fam = f"_{self.familiarity.value.lower()}" if self.familiarity else ""

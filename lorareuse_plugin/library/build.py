@@ -134,14 +134,7 @@ def build_library(
             "recipe": recipe.path,
             "base": ref.to_json(),
             "data": {
-                "family": spec.family,
-                "familiarity": spec.familiarity.value if spec.familiarity else None,
-                "seed": spec.seed,
-                "sizes": {
-                    "n_test": spec.sizes.n_test,
-                    "n_target": spec.sizes.n_target,
-                    "n_skill": spec.sizes.n_skill,
-                },
+                **spec.to_json(),
                 "generator_version": GENERATOR_VERSION,
                 "members": list(ds.family.members),
             },
