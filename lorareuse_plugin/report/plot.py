@@ -47,7 +47,7 @@ def plot(cells: list[dict], path: Path) -> None:
     for ax in axes[:, 0]:
         ax.set_yticks(range(len(entries)))
         ax.set_yticklabels(entries)
-        ax.invert_yaxis()
+    axes[0, 0].invert_yaxis()  # the y axis is shared: invert once, the ladder reads top-down
     fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
+    fig.savefig(path, dpi=110, format="png", bbox_inches="tight")
     plt.close(fig)

@@ -118,3 +118,25 @@ def test_ladder_has_the_whole_baseline_ladder(tiny_library):
 def test_bad_leaderboard_input(tiny_library, tmp_path, kwargs, needle):
     with pytest.raises(ConfigError, match=needle):
         run_leaderboard([tiny_library], tmp_path / "b", **kwargs)
+
+
+def test_seeds_build_each_seed_its_own_library_and_aggregate(tiny_library, tmp_path):
+    import shutil
+
+    lib = tmp_path / "lib"
+    shutil.copytree(tiny_library, lib)  # the seed-1 library is built beside this copy
+    summary = run_leaderboard(
+        [lib],
+        tmp_path / "board",
+        seeds=[0, 1],
+        methods=("delta_mean",),
+        tasks=["lorareuse_hop1_f"],
+        limit=2,
+        batch_size=8,
+        log=lambda m: None,
+    )
+    seed1 = json.loads((tmp_path / "lib-seed1" / "manifest.json").read_text())
+    assert seed1["data"]["seed"] == 1 and seed1["library"] == "tiny_twohop_f-seed1"
+    assert {r["seed"] for r in summary["rows"]} == {0, 1}
+    assert all(c["seeds"] == 2 and len(c["values"]) == 2 for c in summary["cells"])
+    assert "(2 seeds; mean ± 95% interval)" in (tmp_path / "board" / "leaderboard.md").read_text()
