@@ -233,10 +233,6 @@ def run_leaderboard(
     out = Path(out).expanduser().resolve()
     if out.is_dir() and any(out.iterdir()) and not (out / SUMMARY).exists():
         raise ConfigError(f"--out {out} is not empty and holds no {SUMMARY}: pass a new or empty directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"cannot write to --out {out}: {e.strerror}") from None
     libs = [load_library(p) for p in libraries]  # verify everything before the first run
     if tasks:
         from lorareuse_plugin.data.catalog import task_specs
@@ -249,6 +245,10 @@ def run_leaderboard(
 
         for m in methods:
             get_method(m)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot write to --out {out}: {e.strerror}") from None
     rows: list[dict] = []
     base_cache: dict = {}
     for lib in libs:

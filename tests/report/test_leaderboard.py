@@ -118,6 +118,7 @@ def test_ladder_has_the_whole_baseline_ladder(tiny_library):
 def test_bad_leaderboard_input(tiny_library, tmp_path, kwargs, needle):
     with pytest.raises(ConfigError, match=needle):
         run_leaderboard([tiny_library], tmp_path / "b", **kwargs)
+    assert not (tmp_path / "b").exists()  # refused before anything is written
 
 
 def test_seeds_build_each_seed_its_own_library_and_aggregate(tiny_library, tmp_path):
