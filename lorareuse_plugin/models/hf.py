@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections import Counter, defaultdict
+from collections import defaultdict
 from typing import Any
 
 from lm_eval.api.registry import register_model
@@ -20,6 +20,7 @@ from lm_eval.models.huggingface import HFLM
 
 from lorareuse_plugin.errors import ConfigError
 from lorareuse_plugin.models.adapter_check import assert_changed, last_logits, probe_prompts
+from lorareuse_plugin.models.routing import RoutedMixin
 from lorareuse_plugin.reuse.registry import METHODS, get_method
 from lorareuse_plugin.reuse.spec import ReuseSpec, parse_spec
 
@@ -74,7 +75,7 @@ def check_base_matches(pretrained: Any, manifest_base: dict) -> None:
 
 
 @register_model("lorareuse-hf")
-class LorareuseHFLM(HFLM):
+class LorareuseHFLM(RoutedMixin, HFLM):
     def __init__(
         self,
         pretrained: Any = None,
@@ -246,28 +247,11 @@ class LorareuseHFLM(HFLM):
                 out.append((self._mixture(experts, weights), label))
         return out
 
-    def _dispatch(self, requests, call):
-        if self._router is None:
-            for r in requests:
-                self.route_log[(r.task_name, r.doc_id)] = self._served
-            return call(requests)
-        groups: dict[str | None, list[int]] = defaultdict(list)
-        for i, (adapter, label) in enumerate(self._routes(requests)):
-            groups[adapter].append(i)
-            self.route_log[(requests[i].task_name, requests[i].doc_id)] = label
-        out: list[Any] = [None] * len(requests)
-        for adapter in sorted(groups, key=lambda a: (a is not None, a or "")):
-            idx = groups[adapter]
-            if adapter is None:
-                ctx = self._model.disable_adapter()
-            else:
-                self._model.set_adapter(adapter)
-                ctx = contextlib.nullcontext()
-            with ctx:
-                results = call([requests[i] for i in idx])
-            for i, res in zip(idx, results, strict=True):
-                out[i] = res
-        return out
+    def _serving(self, adapter: str | None):
+        if adapter is None:
+            return self._model.disable_adapter()
+        self._model.set_adapter(adapter)
+        return contextlib.nullcontext()
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         return self._dispatch(requests, lambda rs: HFLM.loglikelihood(self, rs, disable_tqdm=disable_tqdm))
@@ -279,12 +263,6 @@ class LorareuseHFLM(HFLM):
         return self._dispatch(requests, lambda rs: HFLM.generate_until(self, rs, disable_tqdm=disable_tqdm))
 
     # ---- reporting -----------------------------------------------------------------------------
-    def served_by(self) -> dict[str, dict[str, int]]:
-        summary: dict[str, Counter] = defaultdict(Counter)
-        for (task, _), label in self.route_log.items():
-            summary[task][label] += 1
-        return {t: dict(c) for t, c in sorted(summary.items())}
-
     def get_model_info(self) -> dict:
         info = super().get_model_info()
         info["lorareuse"] = {

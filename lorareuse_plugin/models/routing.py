@@ -1,0 +1,47 @@
+"""Request routing shared by the backends: bucket requests by adapter, serve each bucket with
+lm-eval's own code path, and record which adapter answered each document."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter, defaultdict
+from typing import Any
+
+
+class RoutedMixin:
+    """Backends set ``route_log = {}`` and ``_router`` (None when one adapter serves everything,
+    labelled ``_served``) and implement ``_routes(requests)`` and ``_serving(adapter)``."""
+
+    route_log: dict[tuple[str, int], str]
+    _router: str | None
+    _served: str
+
+    def _routes(self, requests) -> list[tuple[str | None, str]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _serving(self, adapter: str | None) -> contextlib.AbstractContextManager:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _dispatch(self, requests, call):
+        if self._router is None:
+            for r in requests:
+                self.route_log[(r.task_name, r.doc_id)] = self._served
+            return call(requests)
+        groups: dict[str | None, list[int]] = defaultdict(list)
+        for i, (adapter, label) in enumerate(self._routes(requests)):
+            groups[adapter].append(i)
+            self.route_log[(requests[i].task_name, requests[i].doc_id)] = label
+        out: list[Any] = [None] * len(requests)
+        for adapter in sorted(groups, key=lambda a: (a is not None, a or "")):  # base alone, never mixed
+            idx = groups[adapter]
+            with self._serving(adapter):
+                results = call([requests[i] for i in idx])
+            for i, res in zip(idx, results, strict=True):
+                out[i] = res
+        return out
+
+    def served_by(self) -> dict[str, dict[str, int]]:
+        summary: dict[str, Counter] = defaultdict(Counter)
+        for (task, _), label in self.route_log.items():
+            summary[task][label] += 1
+        return {t: dict(c) for t, c in sorted(summary.items())}

