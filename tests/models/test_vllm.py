@@ -75,3 +75,28 @@ def test_rank_above_the_engine_limit_is_one_clear_line(tiny_library):
     with pytest.raises(ConfigError, match="exceeds max_lora_rank=1") as err:
         LorareuseVLLM(library=str(tiny_library), method="delta_mean", experts="hop1+hop2", max_lora_rank=1)
     assert "\n" not in str(err.value)
+
+
+def test_adapter_check_fires_on_an_all_zero_adapter_on_vllm(tiny_library, tmp_path):
+    import json
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from lorareuse_plugin.errors import LibraryError
+    from lorareuse_plugin.library.manifest import adapter_hashes
+    from lorareuse_plugin.models.vllm import LorareuseVLLM
+
+    lib = tmp_path / "lib"
+    shutil.copytree(tiny_library, lib)
+    weights = lib / "experts" / "hop2" / "adapter_model.safetensors"
+    save_file(
+        {k: torch.zeros_like(v) if "lora_B" in k else v for k, v in load_file(str(weights)).items()}, str(weights)
+    )
+    manifest = json.loads((lib / "manifest.json").read_text())
+    files = adapter_hashes(weights.parent)
+    manifest["experts"]["hop2"].update(files=files, weights_hash=files["adapter_model.safetensors"])
+    (lib / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(LibraryError, match="adapter hop2 did not change vLLM's output"):
+        LorareuseVLLM(library=str(lib), method="oracle", experts="hop1+hop2", dtype="float32", max_model_len=256)
