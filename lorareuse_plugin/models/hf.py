@@ -74,6 +74,30 @@ def check_base_matches(pretrained: Any, manifest_base: dict) -> None:
         )
 
 
+def resolve_spec(
+    backend: str,
+    pretrained: Any,
+    library: Any,
+    method: str,
+    experts: Any,
+    weights: Any,
+    kwargs: dict[str, Any],
+    refuse: dict[str, str] | None = None,
+) -> tuple[ReuseSpec, Any]:
+    """Validate a backend's model_args before anything loads: the spec (its method parameters popped
+    from ``kwargs``), methods the backend ``refuse``s, and the base it must run on."""
+    if not library:
+        raise ConfigError(f"{backend} needs library=<dir> (built by `lorareuse library build`)")
+    params = split_reuse_kwargs(method, kwargs)
+    spec = parse_spec(library, method, experts, weights, **params)
+    if refuse and spec.method.name in refuse:
+        raise ConfigError(refuse[spec.method.name])
+    base = spec.library.manifest["base"]
+    pretrained = pretrained if pretrained is not None else base["name_or_path"]
+    check_base_matches(pretrained, base)
+    return spec, pretrained
+
+
 @register_model("lorareuse-hf")
 class LorareuseHFLM(RoutedMixin, HFLM):
     def __init__(
@@ -86,13 +110,9 @@ class LorareuseHFLM(RoutedMixin, HFLM):
         check_adapters: bool = True,
         **kwargs: Any,
     ) -> None:
-        if not library:
-            raise ConfigError("lorareuse-hf needs library=<dir> (built by `lorareuse library build`)")
-        params = split_reuse_kwargs(method, kwargs)
-        self.reuse_spec: ReuseSpec = parse_spec(library, method, experts, weights, **params)
-        base = self.reuse_spec.library.manifest["base"]
-        pretrained = pretrained if pretrained is not None else base["name_or_path"]
-        check_base_matches(pretrained, base)
+        self.reuse_spec, pretrained = resolve_spec(
+            "lorareuse-hf", pretrained, library, method, experts, weights, kwargs
+        )
         super().__init__(pretrained=pretrained, **kwargs)
         self.route_log: dict[tuple[str, int], str] = {}
         self._router = None

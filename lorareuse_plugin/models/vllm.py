@@ -39,12 +39,17 @@ from lm_eval.models import vllm_causallms  # noqa: E402
 from lm_eval.models.vllm_causallms import VLLM  # noqa: E402
 
 from lorareuse_plugin.errors import ConfigError  # noqa: E402
-from lorareuse_plugin.models.hf import check_base_matches, split_reuse_kwargs  # noqa: E402
+from lorareuse_plugin.models.hf import resolve_spec  # noqa: E402
 from lorareuse_plugin.models.routing import RoutedMixin  # noqa: E402
-from lorareuse_plugin.reuse.spec import ReuseSpec, parse_spec  # noqa: E402
+from lorareuse_plugin.reuse.spec import ReuseSpec  # noqa: E402
 
 vllm_causallms.version = _version
 ALLOWED_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+REFUSED = {
+    "arrow": "arrow routes per token, which vLLM cannot do (one adapter per request): use --model lorareuse-hf, "
+    "or seq_arrow/oracle",
+    "seq_arrow": "seq_arrow is not available on lorareuse-vllm yet: use --model lorareuse-hf",
+}
 
 
 def engine_rank(needed: int, asked: Any = None) -> int:
@@ -77,21 +82,10 @@ class LorareuseVLLM(RoutedMixin, VLLM):
         max_lora_rank: Any = None,
         **kwargs: Any,
     ) -> None:
-        if not library:
-            raise ConfigError("lorareuse-vllm needs library=<dir> (built by `lorareuse library build`)")
-        params = split_reuse_kwargs(method, kwargs)
-        spec: ReuseSpec = parse_spec(library, method, experts, weights, **params)
+        spec, pretrained = resolve_spec(
+            "lorareuse-vllm", pretrained, library, method, experts, weights, kwargs, refuse=REFUSED
+        )
         name = spec.method.name
-        if name == "arrow":
-            raise ConfigError(
-                "arrow routes per token, which vLLM cannot do (one adapter per request): "
-                "use --model lorareuse-hf, or seq_arrow/oracle"
-            )
-        if name == "seq_arrow":
-            raise ConfigError("seq_arrow is not available on lorareuse-vllm yet: use --model lorareuse-hf")
-        base = spec.library.manifest["base"]
-        pretrained = pretrained if pretrained is not None else base["name_or_path"]
-        check_base_matches(pretrained, base)
         self.reuse_spec = spec
         self._adapters = self._adapter_dirs(spec)
         experts_meta = spec.library.manifest["experts"]
