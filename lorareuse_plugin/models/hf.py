@@ -100,6 +100,8 @@ def resolve_spec(
 
 @register_model("lorareuse-hf")
 class LorareuseHFLM(RoutedMixin, HFLM):
+    BACKEND = "hf"
+
     def __init__(
         self,
         pretrained: Any = None,
@@ -246,13 +248,7 @@ class LorareuseHFLM(RoutedMixin, HFLM):
     def _routes(self, requests) -> list[tuple[str | None, str]]:
         spec = self.reuse_spec
         if self._router == "oracle":
-            from lorareuse_plugin.reuse.oracle import expert_for_task
-
-            out = []
-            for r in requests:
-                e = expert_for_task(r.task_name or "", spec.experts, spec.params)
-                out.append((e, e or "base"))
-            return out
+            return self._oracle_routes(requests)
         from lorareuse_plugin.reuse.seq_arrow import mix
 
         contexts = [r.args[0] for r in requests]
@@ -272,23 +268,3 @@ class LorareuseHFLM(RoutedMixin, HFLM):
             return self._model.disable_adapter()
         self._model.set_adapter(adapter)
         return contextlib.nullcontext()
-
-    def loglikelihood(self, requests, disable_tqdm: bool = False):
-        return self._dispatch(requests, lambda rs: HFLM.loglikelihood(self, rs, disable_tqdm=disable_tqdm))
-
-    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-        return self._dispatch(requests, lambda rs: HFLM.loglikelihood_rolling(self, rs, disable_tqdm=disable_tqdm))
-
-    def generate_until(self, requests, disable_tqdm: bool = False):
-        return self._dispatch(requests, lambda rs: HFLM.generate_until(self, rs, disable_tqdm=disable_tqdm))
-
-    # ---- reporting -----------------------------------------------------------------------------
-    def get_model_info(self) -> dict:
-        info = super().get_model_info()
-        info["lorareuse"] = {
-            "backend": "hf",
-            "spec": self.reuse_spec.to_json(),
-            "served_by": self.served_by(),
-            **self._extra_info,
-        }
-        return info

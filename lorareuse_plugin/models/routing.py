@@ -9,18 +9,32 @@ from typing import Any
 
 
 class RoutedMixin:
-    """Backends set ``route_log = {}`` and ``_router`` (None when one adapter serves everything,
-    labelled ``_served``) and implement ``_routes(requests)`` and ``_serving(adapter)``."""
+    """Backends set ``BACKEND``, ``reuse_spec``, ``route_log = {}``, ``_extra_info`` and ``_router``
+    (None when one adapter serves everything, labelled ``_served``) and implement
+    ``_routes(requests)`` and ``_serving(adapter)``. Listed before the lm-eval class, so the three
+    request methods below wrap lm-eval's own."""
 
+    BACKEND: str
     route_log: dict[tuple[str, int], str]
     _router: str | None
     _served: str
+    _extra_info: dict[str, Any]
 
     def _routes(self, requests) -> list[tuple[str | None, str]]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _serving(self, adapter: str | None) -> contextlib.AbstractContextManager:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _oracle_routes(self, requests) -> list[tuple[str | None, str]]:
+        from lorareuse_plugin.reuse.oracle import expert_for_task
+
+        spec = self.reuse_spec  # type: ignore[attr-defined]
+        out = []
+        for r in requests:
+            e = expert_for_task(r.task_name or "", spec.experts, spec.params)
+            out.append((e, e or "base"))
+        return out
 
     def _dispatch(self, requests, call):
         if self._router is None:
@@ -45,3 +59,28 @@ class RoutedMixin:
         for (task, _), label in self.route_log.items():
             summary[task][label] += 1
         return {t: dict(c) for t, c in sorted(summary.items())}
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        return self._dispatch(
+            requests, lambda rs: super(RoutedMixin, self).loglikelihood(rs, disable_tqdm=disable_tqdm)
+        )
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        parent = super()
+        return self._dispatch(requests, lambda rs: parent.loglikelihood_rolling(rs, disable_tqdm=disable_tqdm))
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        return self._dispatch(
+            requests, lambda rs: super(RoutedMixin, self).generate_until(rs, disable_tqdm=disable_tqdm)
+        )
+
+    def get_model_info(self) -> dict:
+        parent = super()
+        info = parent.get_model_info() if hasattr(parent, "get_model_info") else {}
+        info["lorareuse"] = {
+            "backend": self.BACKEND,
+            "spec": self.reuse_spec.to_json(),  # type: ignore[attr-defined]
+            "served_by": self.served_by(),
+            **self._extra_info,
+        }
+        return info

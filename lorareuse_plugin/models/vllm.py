@@ -72,6 +72,8 @@ def engine_rank(needed: int, asked: Any = None) -> int:
 
 @register_model("lorareuse-vllm")
 class LorareuseVLLM(RoutedMixin, VLLM):
+    BACKEND = "vllm"
+
     def __init__(
         self,
         pretrained: Any = None,
@@ -111,7 +113,7 @@ class LorareuseVLLM(RoutedMixin, VLLM):
         self.route_log = {}
         self._served = spec.label
         self._router = "oracle" if name == "oracle" else None
-        self._extra_info: dict[str, Any] = {}
+        self._extra_info: dict[str, Any] = {"adapters": {n: str(p) for n, p in self._adapters.items()}}
         if self._lora and str(check).lower() != "false":
             self._extra_info["adapter_check_max_dlogprob"] = self._check_adapters()
         if name not in ("base", "oracle"):
@@ -165,33 +167,8 @@ class LorareuseVLLM(RoutedMixin, VLLM):
         return int(json.loads((path / "adapter_config.json").read_text())["r"])
 
     def _routes(self, requests):
-        from lorareuse_plugin.reuse.oracle import expert_for_task
-
-        out = []
-        for r in requests:
-            e = expert_for_task(r.task_name or "", self.reuse_spec.experts, self.reuse_spec.params)
-            out.append((e, e or "base"))
-        return out
+        return self._oracle_routes(requests)
 
     def _serving(self, adapter: str | None):
         self.lora_request = self._lora[adapter] if adapter else None
         return contextlib.nullcontext()
-
-    def loglikelihood(self, requests, disable_tqdm: bool = False):
-        return self._dispatch(requests, lambda rs: VLLM.loglikelihood(self, rs, disable_tqdm=disable_tqdm))
-
-    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-        return self._dispatch(requests, lambda rs: VLLM.loglikelihood_rolling(self, rs, disable_tqdm=disable_tqdm))
-
-    def generate_until(self, requests, disable_tqdm: bool = False):
-        return self._dispatch(requests, lambda rs: VLLM.generate_until(self, rs, disable_tqdm=disable_tqdm))
-
-    def get_model_info(self) -> dict:
-        info = super().get_model_info() if hasattr(super(), "get_model_info") else {}
-        info["lorareuse"] = {
-            "backend": "vllm",
-            "spec": self.reuse_spec.to_json(),
-            "served_by": self.served_by(),
-            "adapters": {n: str(p) for n, p in self._adapters.items()},
-        }
-        return info

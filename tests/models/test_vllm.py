@@ -55,6 +55,8 @@ def test_vllm_matches_hf_on_the_same_spec(task_manager, tiny_library, method, ex
                 else:
                     assert abs(rx[0][0] - ry[0][0]) <= 1e-4  # fp32 log-likelihoods agree
     assert vl["config"]["lorareuse"]["served_by"] == hf["config"]["lorareuse"]["served_by"]
+    assert vl["config"]["lorareuse"]["backend"] == "vllm" and hf["config"]["lorareuse"]["backend"] == "hf"
+    assert min(vl["config"]["lorareuse"]["adapter_check_max_dlogprob"].values()) > 0
     if method == "oracle":  # each task's requests went to that task's own expert
         served = vl["config"]["lorareuse"]["served_by"]
         assert set(served["lorareuse_hop1_f"]) == {"hop1"} and set(served["lorareuse_hop2_f"]) == {"hop2"}
