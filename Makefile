@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint tasks demo clean
+.PHONY: install test lint tasks demo bench clean
 
 install: $(VLLM)
 
@@ -33,6 +33,9 @@ test: $(VLLM)
 
 demo: $(CORE)  ## the whole pipeline on the embedded default; prints the leaderboard
 	$(BIN)/lorareuse demo
+
+bench: $(VLLM)  ## P1-P6 side by side; updates bench/RESULTS.md (not part of the tests)
+	$(BIN)/python bench/run.py
 
 lint: $(CORE)
 	$(BIN)/ruff check .

@@ -185,6 +185,51 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_parity(args: argparse.Namespace) -> int:
+    import json
+
+    from lorareuse_plugin.models.parity import run_parity
+
+    r = run_parity(
+        args.library,
+        args.method,
+        args.experts,
+        args.weights,
+        _reuse_kwargs(args.param),
+        per_task=args.per_task,
+        dtype=args.dtype,
+        max_model_len=args.max_model_len,
+    )
+    ok = r["max_abs_dlogprob"] <= args.tol and r["greedy_agreement"] == 1.0 and r["routes_agree"]
+    print(
+        f"{r['spec']}: max |Δ logprob| {r['max_abs_dlogprob']:.2e} over {r['loglikelihood_requests']} requests, "
+        f"greedy agreement {r['greedy_agreement']:.3f} over {r['generate_requests']}, "
+        f"routes {'agree' if r['routes_agree'] else 'DIFFER'} -> {'PASS' if ok else 'FAIL'} (tol {args.tol:g})"
+    )
+    print(json.dumps({**r, "tolerance": args.tol, "pass": ok}))
+    if not ok:
+        print("lorareuse: error: the backends disagree beyond the tolerance (see the line above)", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.models import serve
+
+    if not 0 < args.port < 65536:
+        raise LorareuseError(f"--port {args.port} is not a TCP port: use 1..65535")
+    p = serve.plan(args.library, args.merge or [], args.pretrained)
+    cmd = p.argv(args.host, args.port, args.dtype, args.max_model_len, args.vllm_arg or [])
+    if args.print_command:
+        print(" ".join(cmd))
+        return 0
+    serve.check_port(args.host, args.port)
+    print(f"serving base + {len(p.modules)} LoRA modules on http://{args.host}:{args.port}/v1 (Ctrl-C stops):")
+    for name, path in p.modules.items():
+        print(f"  {name:32} {path}")
+    serve.exec_server(cmd)
+    return 0  # pragma: no cover - exec does not return
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from lorareuse_plugin.demo import run_demo
 
@@ -264,11 +309,35 @@ def build_parser() -> argparse.ArgumentParser:
     lb_.add_argument("--seeds", default=None, help="world seeds, e.g. 0,1,2 (each seed its own library)")
     lb_.add_argument("--methods", default=None, help="reuse methods of the ladder (default: all)")
     lb_.add_argument("--tasks", default=None, help="tasks (default: every task of the library's family/familiarity)")
-    lb_.add_argument("--backend", default="hf", help="hf")
+    lb_.add_argument("--backend", default="hf", help="hf | vllm (arrow entries are served by hf)")
     lb_.add_argument("--device", default="cpu", help="cpu | cuda")
     lb_.add_argument("--batch-size", type=int, default=32)
     lb_.add_argument("--limit", type=int, default=None, help="documents per task (debugging)")
     lb_.set_defaults(handler=_cmd_leaderboard)
+
+    pa = sub.add_parser("parity", help="serve one spec on lorareuse-hf and lorareuse-vllm and compare them")
+    pa.add_argument("--library", required=True, help="library dir")
+    pa.add_argument("--method", default="delta_mean", help="any method but arrow, e.g. oracle, single:hop1")
+    pa.add_argument("--experts", default=None, help="experts joined by '+' (default: all)")
+    pa.add_argument("--weights", default=None, help="one weight per expert joined by '+'")
+    pa.add_argument("--param", action="append", help="method parameter name=value (repeatable)")
+    pa.add_argument("--per-task", type=int, default=4, help="probe documents per task (default 4)")
+    pa.add_argument("--dtype", default="float32")
+    pa.add_argument("--max-model-len", type=int, default=512)
+    pa.add_argument("--tol", type=float, default=1e-4, help="max |Δ logprob| allowed (default 1e-4, fp32)")
+    pa.set_defaults(handler=_cmd_parity)
+
+    sv = sub.add_parser("serve", help="vLLM's OpenAI server with every expert and merge as a named LoRA module")
+    sv.add_argument("--library", required=True, help="library dir")
+    sv.add_argument("--merge", action="append", help="method:experts[:name=value,…], e.g. delta_mean:hop1+hop2")
+    sv.add_argument("--pretrained", default=None, help="base model dir (default: the library's)")
+    sv.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--dtype", default="float32")
+    sv.add_argument("--max-model-len", type=int, default=None)
+    sv.add_argument("--vllm-arg", action="append", help="extra argument for vLLM's server (repeatable)")
+    sv.add_argument("--print-command", action="store_true", help="print the server command instead of running it")
+    sv.set_defaults(handler=_cmd_serve)
 
     data = sub.add_parser("data", help="generate, check and export datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)

@@ -70,7 +70,9 @@ def _check_library_world(library: Any, spec) -> None:
         return  # the model wrapper reports a missing library itself
     import json
 
-    data = json.loads(manifest_file.read_text()).get("data", {})
+    from lorareuse_plugin.library.manifest import read_manifest
+
+    data = read_manifest(manifest_file.parent)["data"]  # a corrupt manifest is a one-line LibraryError
     fam = spec.familiarity.value if spec.familiarity else None
     if data.get("family") != spec.family or data.get("familiarity") != fam:
         return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,9 +19,10 @@ from pathlib import Path
 from lorareuse_plugin.base.resolve import BaseRef, resolve_base
 from lorareuse_plugin.data.build import GENERATOR_VERSION, build_dataset
 from lorareuse_plugin.errors import ConfigError, LibraryError
-from lorareuse_plugin.io import atomic_dir
+from lorareuse_plugin.io import atomic_dir, sweep_stale
 from lorareuse_plugin.library.manifest import (
     FORMAT_VERSION,
+    INCOMPLETE,
     MANIFEST,
     adapter_hashes,
     read_manifest,
@@ -30,6 +32,7 @@ from lorareuse_plugin.library.manifest import (
 from lorareuse_plugin.library.recipe import ExpertRecipe, Recipe
 
 DTYPES = ("float32", "bfloat16", "float16")
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 
 def own_probe_splits(members: tuple[str, ...], split: str) -> list[str]:
@@ -69,15 +72,23 @@ def check_targets(model, recipe: Recipe, arch: str) -> None:
             )
 
 
-def _check_out(out: Path, base: BaseRef) -> dict | None:
+def _check_out(out: Path, base: BaseRef | None) -> dict | None:
     """The existing manifest if ``out`` holds a library on this base, None if ``out`` is new/empty.
-    Checks only; creates nothing, so a refused build leaves no trace."""
+    Checks only; creates nothing, so a refused build leaves no trace. ``base=None`` checks everything
+    but the base (done before the base is resolved, which may mean building it)."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file: pass a directory")
+    if out.is_dir():
+        sweep_stale(out, MANIFEST)  # a manifest temp file of a killed build is not content
     if out.is_dir() and (out / MANIFEST).exists():
-        manifest = read_manifest(out)
+        try:
+            manifest = read_manifest(out)
+        except LibraryError as e:
+            raise ConfigError(f"--out {out} holds a broken library ({e}); pass a new --out or remove {out}") from None
         old = manifest["base"]
-        if old["config_hash"] != base.config_hash or old.get("weights_hash") != base.weights_hash:
+        if base is not None and (
+            old["config_hash"] != base.config_hash or old.get("weights_hash") != base.weights_hash
+        ):
             raise ConfigError(f"{out} holds a library built on another base ({old['name_or_path']}): pass a new --out")
         return manifest
     if out.is_dir() and any(out.iterdir()):
@@ -105,7 +116,10 @@ def build_library(
     """Train what is missing or stale; return the manifest."""
     if dtype not in DTYPES:
         raise ConfigError(f"--dtype {dtype!r} is invalid: use one of {', '.join(DTYPES)}")
+    if not _DEVICE.match(str(device)):
+        raise ConfigError(f"--device {device!r} is invalid: use cpu, cuda, cuda:<index> or mps")
     out = Path(out).expanduser().resolve()
+    _check_out(out, None)
     ref = resolve_base(base or recipe.base, progress=progress)
     existing = _check_out(out, ref)
 
@@ -144,6 +158,8 @@ def build_library(
     for name in list(manifest["experts"]):  # experts no longer in the recipe stay on disk, not in the manifest
         if name not in recipe.expert_names:
             del manifest["experts"][name]
+    # until every expert is written the library is refused by load_library (a killed build never looks done)
+    manifest[INCOMPLETE] = {"recipe": recipe.path, "experts": list(recipe.expert_names)}
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_manifest(out, manifest)
@@ -157,6 +173,7 @@ def build_library(
             try:
                 verify_expert(out, expert.name, entry)
                 log(f"expert {expert.name}: up to date, skipped")
+                manifest[INCOMPLETE]["experts"].remove(expert.name)
                 continue
             except LibraryError as e:
                 log(f"expert {expert.name}: {e} -> retraining")
@@ -191,10 +208,13 @@ def build_library(
             "dtype": dtype,
             "key": key,
         }
+        manifest[INCOMPLETE]["experts"].remove(expert.name)
         write_manifest(out, manifest)
         log(
             f"expert {expert.name}: {len(ds.splits[expert.split])} records, loss {loss:.3f}, "
             f"own probe {' '.join(f'{k}={v:.2f}' for k, v in probes.items())}, test {test_em:.2f}, "
             f"{train_seconds:.0f} s"
         )
+    del manifest[INCOMPLETE]
+    write_manifest(out, manifest)
     return manifest

@@ -17,6 +17,7 @@ from lorareuse_plugin.io import write_bytes_atomic
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+INCOMPLETE = "incomplete"  # present while `library build` runs; a library that has it is refused
 
 
 def file_sha256(path: Path) -> str:
@@ -47,8 +48,39 @@ def read_manifest(root: Path) -> dict:
     except json.JSONDecodeError as e:
         raise LibraryError(f"{path} is not valid JSON (line {e.lineno}): rebuild the library") from None
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
-        raise LibraryError(f"{path} is not a lorareuse manifest (format_version {FORMAT_VERSION} expected)")
+        raise LibraryError(
+            f"{path} is not a lorareuse manifest (format_version {FORMAT_VERSION} expected): "
+            "rebuild the library with `lorareuse library build`"
+        )
+    problem = _malformed(manifest)
+    if problem:
+        raise LibraryError(f"{path} is malformed ({problem}): rebuild the library with `lorareuse library build`")
     return manifest
+
+
+_EXPERT_FIELDS = {"path": str, "files": dict, "split": str, "weights_hash": str, "rank": int, "targets": list}
+
+
+def _malformed(manifest: dict) -> str | None:
+    """What is missing or mistyped in a manifest, or None: a hand-edited or foreign manifest fails
+    here in one line instead of with a KeyError deep inside a backend."""
+    base, data, experts = manifest.get("base"), manifest.get("data"), manifest.get("experts")
+    if not isinstance(base, dict) or not all(isinstance(base.get(k), str) for k in ("name_or_path", "config_hash")):
+        return "'base' lacks name_or_path/config_hash"
+    if not isinstance(data, dict) or not all(k in data for k in ("family", "seed", "sizes", "members")):
+        return "'data' lacks family/seed/sizes/members"
+    if not isinstance(experts, dict):
+        return "'experts' is not a mapping"
+    for name, entry in experts.items():
+        if not isinstance(entry, dict):
+            return f"expert {name} is not a mapping"
+        for key, kind in _EXPERT_FIELDS.items():
+            if not isinstance(entry.get(key), kind):
+                return f"expert {name} lacks {key}"
+        rel = Path(entry["path"])
+        if rel.is_absolute() or ".." in rel.parts:
+            return f"expert {name} has path {entry['path']!r} outside the library"
+    return None
 
 
 def write_manifest(root: Path, manifest: dict) -> None:
@@ -92,6 +124,14 @@ def verify_expert(root: Path, name: str, entry: dict) -> None:
 def load_library(root: str | Path) -> Library:
     root = Path(root).expanduser().resolve()
     manifest = read_manifest(root)
+    pending = manifest.get(INCOMPLETE)
+    if pending is not None:
+        todo = ", ".join(pending.get("experts", [])) if isinstance(pending, dict) else ""
+        recipe = (pending.get("recipe") if isinstance(pending, dict) else None) or "<recipe>"
+        raise LibraryError(
+            f"library {root} is incomplete: its build stopped before expert(s) {todo or '?'} were written; "
+            f"finish it with `lorareuse library build {recipe} --out {root}`"
+        )
     for name, entry in manifest.get("experts", {}).items():
         verify_expert(root, name, entry)
     return Library(root, manifest)

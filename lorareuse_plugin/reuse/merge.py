@@ -12,8 +12,8 @@ from pathlib import Path
 
 from lorareuse_plugin.cache import cache_root
 from lorareuse_plugin.errors import ConfigError
-from lorareuse_plugin.io import atomic_dir
-from lorareuse_plugin.reuse.lora_io import read_adapter, write_adapter
+from lorareuse_plugin.io import atomic_dir, check_out_dir
+from lorareuse_plugin.reuse.lora_io import check_fits_base, read_adapter, write_adapter
 from lorareuse_plugin.reuse.spec import ReuseSpec
 
 MARKER = "lorareuse_merge.json"
@@ -22,9 +22,15 @@ MARKER = "lorareuse_merge.json"
 def merged_adapter(spec: ReuseSpec, out: Path | None = None) -> Path:
     """The adapter dir for an averaging (or ``single``) spec; built on first use."""
     if spec.method.kind == "route" or spec.method.name == "base":
-        raise ConfigError(f"method {spec.method.name} does not produce a merged adapter")
+        raise ConfigError(
+            f"method {spec.method.name} does not produce a merged adapter: use an averaging method "
+            "(delta_mean, factor_mean, svd, ties, dare) or single:<expert>"
+        )
+    if out is not None:
+        check_out_dir(Path(out), MARKER)  # refuse a bad --out before any work
     path = cache_root() / "merged" / spec.key[:24]
     if not (path / MARKER).is_file():
+        check_fits_base(spec, spec.library.manifest["base"]["name_or_path"])
         adapters = [read_adapter(spec.library.expert_dir(e)) for e in spec.experts]
         if spec.method.name == "single":
             factors, stats = adapters[0].modules, {"rank": next(iter(adapters[0].modules.values()))[0].shape[0]}

@@ -7,6 +7,7 @@ whose own expert is not among the chosen experts gets the base model, and the ro
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from lorareuse_plugin.errors import ConfigError
@@ -33,18 +34,25 @@ def check_spec(spec) -> None:
     bad = [e for e in overrides(spec.params).values() if e not in spec.experts]
     if bad:
         raise ConfigError(
-            f"oracle: routes name expert(s) {', '.join(bad)} not among the chosen experts {'+'.join(spec.experts)}"
+            f"oracle: routes name expert(s) {', '.join(bad)} not among the chosen experts {'+'.join(spec.experts)}: "
+            "add them to experts= or route to a chosen one"
         )
+
+
+@functools.cache
+def _task_specs_by_name() -> dict:
+    """Built once: routing asks for every request."""
+    from lorareuse_plugin.data.catalog import task_specs
+
+    return {s.name: s for s in task_specs()}
 
 
 def expert_for_task(task_name: str, experts: tuple[str, ...], params: Params) -> str | None:
     """The chosen expert trained for ``task_name``, or None (base model)."""
-    from lorareuse_plugin.data.catalog import task_specs
-
     table = overrides(params)
     if task_name in table:
         return table[task_name]
-    spec = {s.name: s for s in task_specs()}.get(task_name.split("::")[-1])
+    spec = _task_specs_by_name().get(task_name.split("::")[-1])
     if spec is None:
         return None
     own = spec.split.removeprefix("probe_") if spec.split.startswith("probe_") else "target"

@@ -28,13 +28,93 @@ def check_spec(spec) -> None:
 
 
 def mix(scores: dict[str, float], top_k: int, temperature: float) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    """Top-k experts by score (ties by name) and their softmax weights, rounded so mixes cache."""
+    """Top-k experts by score (ties by name) and their softmax weights in whole percents (so mixes
+    cache), summing to exactly 1; an expert whose share rounds to 0 % is left out."""
     import math
 
     ranked = sorted(scores, key=lambda e: (-scores[e], e))[:top_k]
     top = max(scores[e] for e in ranked)
     exps = [math.exp((scores[e] - top) / temperature) for e in ranked]
-    total = sum(exps)
-    weights = [round(x / total, 2) for x in exps]
-    weights[-1] = round(1.0 - sum(weights[:-1]), 2)
-    return tuple(ranked), tuple(weights)
+    shares = [100 * x / sum(exps) for x in exps]
+    percents = [math.floor(x) for x in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: (-(shares[i] - percents[i]), i))
+    for i in by_remainder[: 100 - sum(percents)]:  # largest remainders get the missing percents
+        percents[i] += 1
+    kept = [(e, p / 100) for e, p in zip(ranked, percents, strict=True) if p > 0]
+    return tuple(e for e, _ in kept), tuple(w for _, w in kept)
+
+
+def mixture_rank(ranks: list[int], top_k: int) -> int:
+    """The rank of the largest top-k mix (delta means concatenate factors): what a server must hold."""
+    return sum(sorted(ranks, reverse=True)[:top_k])
+
+
+class SeqArrowScorer:
+    """Scores prompts against every expert's prototypes on the *base* model.
+
+    ``model`` is any HF causal LM whose modules named like the adapters' (after stripping
+    ``prefix``) see the base inputs: a PEFT model inside ``disable_adapter()`` (lorareuse-hf) or a
+    plain copy of the base (lorareuse-vllm, which cannot expose hidden states per module). Prompts
+    are right-padded so a prompt's score does not depend on what it is batched with; scores are
+    cached per prompt.
+    """
+
+    def __init__(self, spec, model, tokenizer, prefix: str = "", base_context=None, batch_size: int = 16) -> None:
+        import contextlib
+
+        import torch
+
+        from lorareuse_plugin.reuse.lora_io import read_adapter
+        from lorareuse_plugin.reuse.prototypes import top_right_singular_vector
+
+        self.experts = list(spec.experts)
+        self.model, self.tokenizer = model, tokenizer
+        self.batch_size = batch_size if tokenizer.pad_token_id is not None else 1
+        self.base_context = base_context or contextlib.nullcontext
+        self.device = next(model.parameters()).device
+        adapters = [read_adapter(spec.library.expert_dir(e)) for e in self.experts]
+        modules = sorted(set.intersection(*(set(a.modules) for a in adapters)))
+        self.prototypes = {
+            m: torch.stack([top_right_singular_vector(*ad.modules[m]) for ad in adapters]).to(self.device)
+            for m in modules
+        }  # module -> [E, in]
+        self.layers = {
+            n.removeprefix(prefix): mod for n, mod in model.named_modules() if n.removeprefix(prefix) in self.prototypes
+        }
+        missing = sorted(set(self.prototypes) - set(self.layers))
+        if missing:
+            raise ConfigError(
+                f"seq_arrow: the base model has no module {missing[0]} that the experts adapt: "
+                "the library was built on another architecture"
+            )
+        self.cache: dict[str, dict[str, float]] = {}
+
+    def scores(self, prompts: list[str]) -> list[dict[str, float]]:
+        """One {expert: score} per prompt."""
+        import torch
+
+        todo = [p for p in dict.fromkeys(prompts) if p not in self.cache]
+        for i in range(0, len(todo), self.batch_size):
+            batch = todo[i : i + self.batch_size]
+            pad = len(batch) > 1  # a tokenizer without a pad token scores one prompt at a time
+            enc = self.tokenizer(batch, return_tensors="pt", padding=pad, padding_side="right").to(self.device)
+            mask = enc["attention_mask"].unsqueeze(-1).float()  # [B, T, 1]
+            total = torch.zeros(len(batch), len(self.experts), device=self.device)
+
+            def hook(name: str, total=total, mask=mask):
+                def fn(_mod, args):
+                    s = (args[0].float() @ self.prototypes[name].T).abs()  # [B, T, E]
+                    total.add_((s * mask).sum(1) / mask.sum(1))
+
+                return fn
+
+            handles = [layer.register_forward_pre_hook(hook(n)) for n, layer in self.layers.items()]
+            try:
+                with torch.no_grad(), self.base_context():
+                    self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            finally:
+                for h in handles:
+                    h.remove()
+            for p, row in zip(batch, (total / len(self.layers)).tolist(), strict=True):
+                self.cache[p] = dict(zip(self.experts, row, strict=True))
+        return [self.cache[p] for p in prompts]

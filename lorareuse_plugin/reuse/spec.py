@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,10 @@ def parse_spec(
     elif single:
         raise ConfigError(f"method {info.name} takes no ':<expert>' suffix; pass experts=a+b")
     if info.name == "base":
+        if chosen:
+            raise ConfigError(
+                f"method base uses no experts, got {'+'.join(chosen)}: drop experts= (or use single:<expert>)"
+            )
         chosen = []
     elif not chosen:
         chosen = [e for e in lib.expert_names if e in lib.manifest["data"]["members"]]
@@ -96,7 +101,7 @@ def parse_spec(
             f"expert(s) {', '.join(missing)} not in library {lib.root}: it has {', '.join(lib.expert_names)}"
         )
     if len(set(chosen)) != len(chosen):
-        raise ConfigError(f"experts list {'+'.join(chosen)} repeats an expert")
+        raise ConfigError(f"experts list {'+'.join(chosen)} repeats an expert: name each expert once")
     params = parse_params(info.name, info.params_cls, raw_params)
     w = _weights(weights, len(chosen), info)
     check = getattr(info.load(), "check_spec", None)
@@ -113,11 +118,17 @@ def _weights(raw: Any, n: int, info: MethodInfo) -> tuple[float, ...]:
     if not values:
         return tuple([1.0 / n] * n)
     if info.kind != "average":
-        raise ConfigError(f"weights apply to averaging methods only, not {info.name}")
+        raise ConfigError(f"weights apply to averaging methods only, not {info.name}: drop weights=")
     try:
         w = tuple(float(v) for v in values)
     except ValueError:
         raise ConfigError(f"weights {raw!r} must be numbers joined by '+', e.g. weights=0.7+0.3") from None
     if len(w) != n:
         raise ConfigError(f"{len(w)} weights for {n} experts: give one weight per expert")
+    if not all(math.isfinite(x) for x in w):
+        raise ConfigError(f"weights {raw!r} must be finite numbers, e.g. weights=0.7+0.3")
+    if any(x < 0 for x in w):
+        raise ConfigError(f"weights {raw!r} include a negative weight: use weights >= 0, e.g. weights=0.7+0.3")
+    if sum(w) <= 0:
+        raise ConfigError(f"weights {raw!r} sum to 0 (an all-zero adapter): give at least one expert a positive weight")
     return w

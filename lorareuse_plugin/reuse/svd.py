@@ -23,6 +23,18 @@ class Params:
             raise ConfigError(f"{method}: rank={self.rank} is invalid: use a positive integer")
 
 
+def check_spec(spec) -> None:
+    """A rank above the experts' total rank only pads the adapter with zero factors: refuse it."""
+    if spec.params.rank is None:
+        return
+    total = sum(int(spec.library.manifest["experts"][e]["rank"]) for e in spec.experts)
+    if spec.params.rank > total:
+        raise ConfigError(
+            f"{spec.method.name}: rank={spec.params.rank} is invalid for {'+'.join(spec.experts)} "
+            f"(total rank {total}): use 1..{total}"
+        )
+
+
 def factor_svd(a: object, b: object, rank: int):
     """(A_r, B_r, rel_err) of B @ A via QR + SVD of the R×R core."""
     import torch

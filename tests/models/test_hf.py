@@ -198,3 +198,30 @@ def test_task_world_must_match_the_library(tiny_library):
     )  # default world: n_test 30, library: 4
     with pytest.raises(ConfigError, match="trained on another twohop_f world"):
         list(tm.load(["lorareuse_hop1_f"])["tasks"]["lorareuse_hop1_f"].test_docs())
+
+
+def test_routed_buckets_are_served_merged_and_the_base_comes_back_bit_for_bit(tiny_library, test_base):
+    import torch
+    from peft.tuners.lora import LoraLayer
+    from transformers import AutoModelForCausalLM
+
+    from lorareuse_plugin.models.hf import LorareuseHFLM
+    from lorareuse_plugin.models.parity import probe_requests
+
+    args = {"library": str(tiny_library), "dtype": "float32", "device": "cpu", "batch_size": 8}
+    lm = LorareuseHFLM(method="oracle", experts="hop1+hop2+target", **args)
+    _, gen = probe_requests(lm.reuse_spec, per_task=3)
+    got = lm.generate_until(gen, disable_tqdm=True)
+    routes = [lm.route_log[(r.task_name, r.doc_id)] for r in gen]
+    assert {"hop1", "hop2", "target"} <= set(routes)
+    base = AutoModelForCausalLM.from_pretrained(test_base, dtype=torch.float32).state_dict()
+    layers = [(n, m) for n, m in lm._model.named_modules() if isinstance(m, LoraLayer)]
+    assert layers and not any(m.merged_adapters for _, m in layers)
+    for name, m in layers:
+        key = name.removeprefix("base_model.model.") + ".weight"
+        assert torch.equal(m.get_base_layer().weight, base[key]), key
+    for expert in ("hop1", "hop2", "target"):  # each bucket = that expert merged alone
+        alone = LorareuseHFLM(method=f"single:{expert}", **args).generate_until(gen, disable_tqdm=True)
+        assert [a for a, r in zip(alone, routes, strict=True) if r == expert] == [
+            g for g, r in zip(got, routes, strict=True) if r == expert
+        ]

@@ -141,3 +141,24 @@ def test_seeds_build_each_seed_its_own_library_and_aggregate(tiny_library, tmp_p
     assert {r["seed"] for r in summary["rows"]} == {0, 1}
     assert all(c["seeds"] == 2 and len(c["values"]) == 2 for c in summary["cells"])
     assert "(2 seeds; mean ± 95% interval)" in (tmp_path / "board" / "leaderboard.md").read_text()
+
+
+def test_vllm_backend_gives_the_hf_table(tiny_library, tmp_path):
+    """Same ladder on both backends: same numbers in every cell (greedy exact match and MC
+    accuracy); per-token arrow is served by hf on --backend vllm and its rows say so."""
+    pytest.importorskip("vllm")
+    kwargs = {
+        "methods": ("delta_mean", "seq_arrow", "arrow"),
+        "tasks": ["lorareuse_twohop_f", "lorareuse_hop1_f", "lorareuse_hop2_f", "lorareuse_twohop_f_mc"],
+        "batch_size": 8,
+        "log": lambda m: None,
+    }
+    hf = run_leaderboard([tiny_library], tmp_path / "hf", **kwargs)
+    vl = run_leaderboard([tiny_library], tmp_path / "vllm", backend="vllm", **kwargs)
+    assert vl["backend"] == "vllm"
+    served = {(r["entry"], r["backend"]) for r in vl["rows"]}
+    assert ("delta_mean[hop1+hop2]", "vllm") in served and ("oracle-routing[hop1+hop2+target]", "vllm") in served
+    assert {b for e, b in served if e.startswith("arrow[")} == {"hf"}
+    table = lambda s: {(c["entry"], c["task"]): c["values"] for c in s["cells"]}  # noqa: E731
+    assert table(vl) == table(hf) and len(table(hf)) >= 4 * 10
+    assert (tmp_path / "vllm" / "leaderboard.md").read_text() == (tmp_path / "hf" / "leaderboard.md").read_text()
