@@ -601,6 +601,12 @@ def other_base(tmp_path_factory: pytest.TempPathFactory, test_base: Path) -> Pat
 HF_CASES = [
     Case("hf-unknown-method", "unknown method 'avrage'", "use one of", kwargs={"method": "avrage"}),
     Case(
+        "hf-check-adapters-not-bool",
+        "check_adapters='maybe' is not a boolean",
+        "check_adapters=false",
+        kwargs={"check_adapters": "maybe"},
+    ),
+    Case(
         "hf-param-of-another-method",
         "method delta_mean has no parameter top_k",
         "its parameters: none",

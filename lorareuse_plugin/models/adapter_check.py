@@ -6,9 +6,21 @@ The probe prompts come from the library's own data: each chosen expert's probe q
 from __future__ import annotations
 
 from lorareuse_plugin.data.build import build_dataset, make_spec
-from lorareuse_plugin.errors import LibraryError
+from lorareuse_plugin.errors import ConfigError, LibraryError
 
 MIN_CHANGE = 1e-6
+
+
+def check_wanted(value) -> bool:
+    """``check_adapters=`` from model_args (a string there) or Python (a bool)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"check_adapters={value!r} is not a boolean: use check_adapters=true or check_adapters=false")
 
 
 def probe_prompts(spec, per_expert: int = 2) -> list[str]:

@@ -18,7 +18,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from lorareuse_plugin.errors import ConfigError
-from lorareuse_plugin.models.adapter_check import assert_changed, last_logits, probe_prompts
+from lorareuse_plugin.models.adapter_check import assert_changed, check_wanted, last_logits, probe_prompts
 from lorareuse_plugin.models.routing import RoutedMixin
 from lorareuse_plugin.reuse.registry import METHODS, get_method
 from lorareuse_plugin.reuse.spec import ReuseSpec, parse_spec
@@ -120,6 +120,7 @@ class LorareuseHFLM(RoutedMixin, HFLM):
         check_adapters: bool = True,
         **kwargs: Any,
     ) -> None:
+        check = check_wanted(check_adapters)  # before anything loads
         self.reuse_spec, pretrained = resolve_spec(
             "lorareuse-hf", pretrained, library, method, experts, weights, kwargs
         )
@@ -128,7 +129,7 @@ class LorareuseHFLM(RoutedMixin, HFLM):
         self._router = None
         self._served = self.reuse_spec.label
         self._extra_info: dict[str, Any] = {}
-        self._apply(bool(check_adapters) and str(check_adapters).lower() != "false")
+        self._apply(check)
         import weakref
 
         _LATEST[:] = [weakref.ref(self)]

@@ -111,7 +111,9 @@ class LorareuseVLLM(RoutedMixin, VLLM):
             }
         kwargs.setdefault("enforce_eager", True)
         _bind_cpu_workers(int(kwargs.get("tensor_parallel_size", 1)))
-        check = kwargs.pop("check_adapters", True)
+        from lorareuse_plugin.models.adapter_check import check_wanted
+
+        check = check_wanted(kwargs.pop("check_adapters", True))
         super().__init__(pretrained=pretrained, max_lora_rank=engine_rank(needed, max_lora_rank), **lora, **kwargs)
         from vllm.lora.request import LoRARequest
 
@@ -127,7 +129,7 @@ class LorareuseVLLM(RoutedMixin, VLLM):
         if name == "seq_arrow":
             self._scorer = self._base_scorer(spec, pretrained)
         self._extra_info: dict[str, Any] = {"adapters": {n: str(p) for n, p in self._adapters.items()}}
-        if self._lora and str(check).lower() != "false":
+        if self._lora and check:
             if self.data_parallel_size > 1:  # no engine in this process: replicas start per call
                 self._extra_info["adapter_check_max_dlogprob"] = "not run: data_parallel_size > 1"
             else:
