@@ -74,14 +74,15 @@ def workload(lib, experts: tuple[str, ...] = ("hop1", "hop2", "target"), per_spl
 
     from lorareuse_plugin.data.build import build_dataset, make_spec
     from lorareuse_plugin.data.catalog import task_specs
+    from lorareuse_plugin.reuse.oracle import Params, expert_for_task
 
     data = lib.manifest["data"]
     worlds = [build_dataset(make_spec(data["family"], data["familiarity"], seed)) for seed in range(WORLDS)]
-    own = {}
+    own = {}  # each expert's own probe task, as the oracle router sees it
     for t in task_specs():
-        if t.family == data["family"] and t.familiarity == data["familiarity"] and t.form == "gen":
-            expert = t.split.removeprefix("probe_") if t.split.startswith("probe_") else None
-            if expert in experts:
+        if t.family == data["family"] and t.familiarity == data["familiarity"] and t.split.startswith("probe_"):
+            expert = expert_for_task(t.name, experts, Params())
+            if expert and t.form == "gen":
                 own[expert] = t.name
     tasks = [own[e] for e in experts if e in own]
     pairs = {}

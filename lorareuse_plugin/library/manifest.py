@@ -103,6 +103,13 @@ class Library:
             raise LibraryError(f"library {self.root} has no expert {name!r}: it has {', '.join(self.expert_names)}")
         return self.root / self.manifest["experts"][name]["path"]
 
+    def dataset(self):
+        """The world the experts were trained on (generated, cached by spec)."""
+        from lorareuse_plugin.data.build import build_dataset, make_spec
+
+        data = self.manifest["data"]
+        return build_dataset(make_spec(data["family"], data["familiarity"], data["seed"], **data["sizes"]))
+
     @property
     def manifest_hash(self) -> str:
         return file_sha256(self.root / MANIFEST)

@@ -5,7 +5,6 @@ The probe prompts come from the library's own data: each chosen expert's probe q
 
 from __future__ import annotations
 
-from lorareuse_plugin.data.build import build_dataset, make_spec
 from lorareuse_plugin.errors import ConfigError, LibraryError
 
 MIN_CHANGE = 1e-6
@@ -24,8 +23,7 @@ def check_wanted(value) -> bool:
 
 
 def probe_prompts(spec, per_expert: int = 2) -> list[str]:
-    data = spec.library.manifest["data"]
-    ds = build_dataset(make_spec(data["family"], data["familiarity"], data["seed"], **data["sizes"]))
+    ds = spec.library.dataset()
     prompts = [d["prompt"] for d in ds.splits["test"][:per_expert]]
     for expert in spec.experts:
         split = spec.library.manifest["experts"][expert]["split"]

@@ -173,7 +173,6 @@ class LorareuseHFLM(RoutedMixin, HFLM):
                 self._scorer = SeqArrowScorer(
                     spec, self._model, self.tokenizer, prefix=_PEFT_PREFIX, base_context=self._model.disable_adapter
                 )
-                self._mixtures: dict[tuple, str] = {}
         self._model.eval()
 
     def _load_experts(self, spec, before, prompts, check):
@@ -198,16 +197,8 @@ class LorareuseHFLM(RoutedMixin, HFLM):
         ]
         return model
 
-    def _mixture(self, experts: tuple[str, ...], weights: tuple[float, ...]) -> str:
-        from lorareuse_plugin.reuse.merge import merged_adapter
-
-        key = (experts, weights)
-        if key not in self._mixtures:
-            spec = parse_spec(self.reuse_spec.library, "delta_mean", list(experts), list(weights))
-            name = f"mix_{spec.key[:10]}"
-            self._model.load_adapter(str(merged_adapter(spec)), adapter_name=name)
-            self._mixtures[key] = name
-        return self._mixtures[key]
+    def _load_mixture(self, name: str, path) -> None:
+        self._model.load_adapter(str(path), adapter_name=name)
 
     def _serving(self, adapter: str | None):
         if adapter is None:

@@ -21,11 +21,10 @@ def probe_requests(spec, per_task: int = 4, max_gen_toks: int = 16) -> tuple[lis
     """(loglikelihood, generate_until) lm-eval Instances over the library's gen-form tasks."""
     from lm_eval.api.instance import Instance
 
-    from lorareuse_plugin.data.build import build_dataset, make_spec
     from lorareuse_plugin.data.catalog import task_specs
 
     data = spec.library.manifest["data"]
-    ds = build_dataset(make_spec(data["family"], data["familiarity"], data["seed"], **data["sizes"]))
+    ds = spec.library.dataset()
     fam = data["familiarity"]
     tasks = [t for t in task_specs() if t.family == data["family"] and t.familiarity == fam and t.form == "gen"]
     ll, gen = [], []

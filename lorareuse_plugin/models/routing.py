@@ -12,7 +12,7 @@ class RoutedMixin:
     """Backends set ``BACKEND``, ``reuse_spec``, ``route_log = {}``, ``_extra_info`` and ``_router``
     (None when one adapter serves everything, labelled ``_served``; else ``oracle`` or
     ``seq_arrow``, which also sets ``_scorer``) and implement ``_serving(adapter)`` and
-    ``_mixture(experts, weights)``. Listed before the lm-eval class, so the three
+    ``_load_mixture(name, path)``. Listed before the lm-eval class, so the three
     request methods below wrap lm-eval's own."""
 
     BACKEND: str
@@ -21,9 +21,23 @@ class RoutedMixin:
     _served: str
     _extra_info: dict[str, Any]
 
-    def _mixture(self, experts: tuple[str, ...], weights: tuple[float, ...]) -> str:  # pragma: no cover
-        """Make the delta mean of ``experts`` servable; return its adapter name (seq_arrow top-k)."""
+    def _load_mixture(self, name: str, path) -> None:  # pragma: no cover - abstract
+        """Make the merged adapter at ``path`` servable as ``name``."""
         raise NotImplementedError
+
+    def _mixture(self, experts: tuple[str, ...], weights: tuple[float, ...]) -> str:
+        """The adapter name serving the delta mean of ``experts`` (seq_arrow top-k), merged and
+        loaded once per (experts, weights)."""
+        mixtures = self.__dict__.setdefault("_mixtures", {})
+        if (experts, weights) not in mixtures:
+            from lorareuse_plugin.reuse.merge import merged_adapter
+            from lorareuse_plugin.reuse.spec import parse_spec
+
+            spec = parse_spec(self.reuse_spec.library, "delta_mean", list(experts), list(weights))  # type: ignore[attr-defined]
+            name = f"mix_{spec.key[:10]}"
+            self._load_mixture(name, merged_adapter(spec))
+            mixtures[(experts, weights)] = name
+        return mixtures[(experts, weights)]
 
     def _serving(self, adapter: str | None) -> contextlib.AbstractContextManager:  # pragma: no cover - abstract
         raise NotImplementedError

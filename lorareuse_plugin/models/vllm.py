@@ -125,7 +125,6 @@ class LorareuseVLLM(RoutedMixin, VLLM):
         self._served = spec.label
         self._router = name if name in ("oracle", "seq_arrow") else None
         self._per_request: dict[tuple[int, ...], Any] | None = None
-        self._mixtures: dict[tuple, str] = {}
         if name == "seq_arrow":
             self._scorer = self._base_scorer(spec, pretrained)
         self._extra_info: dict[str, Any] = {"adapters": {n: str(p) for n, p in self._adapters.items()}}
@@ -204,19 +203,10 @@ class LorareuseVLLM(RoutedMixin, VLLM):
         model = AutoModelForCausalLM.from_pretrained(pretrained, dtype=torch.float32).to(device).eval()
         return SeqArrowScorer(spec, model, AutoTokenizer.from_pretrained(pretrained))
 
-    def _mixture(self, experts: tuple[str, ...], weights: tuple[float, ...]) -> str:
+    def _load_mixture(self, name: str, path) -> None:
         from vllm.lora.request import LoRARequest
 
-        from lorareuse_plugin.reuse.merge import merged_adapter
-        from lorareuse_plugin.reuse.spec import parse_spec
-
-        key = (experts, weights)
-        if key not in self._mixtures:
-            spec = parse_spec(self.reuse_spec.library, "delta_mean", list(experts), list(weights))
-            name = f"mix_{spec.key[:10]}"
-            self._lora[name] = LoRARequest(name, len(self._lora) + 1, str(merged_adapter(spec)))
-            self._mixtures[key] = name
-        return self._mixtures[key]
+        self._lora[name] = LoRARequest(name, len(self._lora) + 1, str(path))  # a fresh id: never reused
 
     def _serving(self, adapter: str | None):
         self.lora_request = self._lora[adapter] if adapter else None

@@ -127,14 +127,12 @@ def test_a_routed_batch_of_three_experts_is_one_vllm_call(tiny_library):
     from lm_eval.api.instance import Instance
     from vllm import SamplingParams
 
-    from lorareuse_plugin.data.build import build_dataset, make_spec
     from lorareuse_plugin.models.vllm import LorareuseVLLM
 
     lm = LorareuseVLLM(
         library=str(tiny_library), method="oracle", experts="hop1+hop2+target", dtype="float32", max_model_len=256
     )
-    data = json_manifest(tiny_library)["data"]
-    ds = build_dataset(make_spec(data["family"], data["familiarity"], data["seed"], **data["sizes"]))
+    ds = lm.reuse_spec.library.dataset()
     own = {"lorareuse_hop1_f": ("probe_hop1", "hop1"), "lorareuse_hop2_f": ("probe_hop2", "hop2")}
     own["lorareuse_target_twohop_f"] = ("probe_target", "target")
     requests, expected_expert = [], []
@@ -166,12 +164,6 @@ def test_a_routed_batch_of_three_experts_is_one_vllm_call(tiny_library):
     assert got == [alone[e][i] for i, e in enumerate(expected_expert)]
     # the check can fail: some request would get another answer from another expert
     assert any(alone[e][i] != alone[o][i] for i, e in enumerate(expected_expert) for o in alone if o != e)
-
-
-def json_manifest(library):
-    import json
-
-    return json.loads((library / "manifest.json").read_text())
 
 
 def _tp_run(library, tp: int, timeout: int = 600) -> dict:
