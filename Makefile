@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint tasks demo bench clean
+.PHONY: install test lint tasks demo bench clean ship-base
 
 install: $(VLLM)
 
@@ -43,6 +43,10 @@ lint: $(CORE)
 
 tasks: $(CORE)  ## re-render lm_eval_tasks/ from the catalog
 	$(BIN)/python -m lorareuse_plugin.data.catalog
+
+ship-base: $(CORE)  ## pretrain the default base from scratch and ship it as package data (after a corpus change)
+	$(BIN)/lorareuse base build --force --out build/base-default
+	$(BIN)/python -c "from lorareuse_plugin.base.build import ship; print(ship(__import__('pathlib').Path('build/base-default')))"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -87,7 +87,21 @@ def _cmd_base_build(args: argparse.Namespace) -> int:
         f"trained in {info['train_seconds']} s"
     )
     print(format_report(info["sanity"]))
+    _report_controls(info.get("controls", []), f"base {path.name}", args.allow_failed_controls)
     return 0
+
+
+def _report_controls(raw: list[dict], what: str, allow_failed: bool) -> None:
+    """Print the controls table; a missed gate exits non-zero unless --allow-failed-controls."""
+    from lorareuse_plugin.control import Control, enforce, format_controls
+
+    controls = [Control.from_json(c) for c in raw]
+    if not controls:
+        return
+    print()
+    print(format_controls(controls, f"positive controls: {what}"))
+    for warning in enforce(controls, what, allow_failed=allow_failed):
+        print(f"lorareuse: warning: {warning} (kept: --allow-failed-controls)", file=sys.stderr)
 
 
 def _cmd_library_build(args: argparse.Namespace) -> int:
@@ -99,6 +113,9 @@ def _cmd_library_build(args: argparse.Namespace) -> int:
     manifest = build_library(recipe, out, base=args.base, device=args.device, dtype=args.dtype)
     print(f"library {recipe.name}: {out.resolve()}")
     _print_library(manifest)
+    _report_controls(
+        manifest.get("controls", {}).get("controls", []), f"library {recipe.name}", args.allow_failed_controls
+    )
     return 0
 
 
@@ -252,8 +269,10 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--family", required=True, help="twohop | math_ks | math_ss")
     p.add_argument("--familiarity", default=None, help="F | H | R (twohop), F | R (math_ks); omit for math_ss")
     p.add_argument("--seed", default="0", help="world seed (non-negative integer, default 0)")
-    p.add_argument("--n-test", default=None, help="composed test questions (default 30)")
-    p.add_argument("--n-target", default=None, help="composed questions for the target expert (default 30)")
+    p.add_argument("--n-test", default=None, help="composed test questions (default 100; math_ks R 60)")
+    p.add_argument(
+        "--n-target", default=None, help="composed questions for the target expert (default 60; math_ks R 30)"
+    )
     p.add_argument("--n-skill", default=None, help="problems per math skill expert (default 300)")
 
 
@@ -270,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--size", default="default", help="default (~2 min on 2 cores) | test (seconds)")
     bb.add_argument("--force", action="store_true", help="rebuild even if a cached build exists")
     bb.add_argument("--out", default=None, help="model dir (default: $LORAREUSE_CACHE/base/<size>-<hash>)")
+    bb.add_argument(
+        "--allow-failed-controls",
+        action="store_true",
+        help="keep a base that misses a gated positive control (exit 0, with a warning)",
+    )
     bb.set_defaults(handler=_cmd_base_build)
 
     lib = sub.add_parser("library", help="expert libraries: build from a recipe, verify")
@@ -280,13 +304,18 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--out", default=None, help="library dir (default: libraries/<recipe name>)")
     lb.add_argument("--device", default="cpu", help="cpu | cuda")
     lb.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
+    lb.add_argument(
+        "--allow-failed-controls",
+        action="store_true",
+        help="keep a library that misses a gated positive control (exit 0, with a warning)",
+    )
     lb.set_defaults(handler=_cmd_library_build)
     lv = lib_sub.add_parser("verify", help="check every adapter file against manifest.json")
     lv.add_argument("library", help="library dir")
     lv.set_defaults(handler=_cmd_library_verify)
 
     demo = sub.add_parser("demo", help="the whole pipeline on the embedded default base (cached)")
-    demo.add_argument("--quick", action="store_true", help="small base, one small library, four methods (~2 min)")
+    demo.add_argument("--quick", action="store_true", help="one small two-hop F library, four methods (~2 min)")
     demo.add_argument("--full", action="store_true", help="all six full-size libraries, every task form")
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     demo.set_defaults(handler=_cmd_demo)

@@ -1,12 +1,15 @@
 """``lorareuse demo``: the whole pipeline on the embedded default, cached end to end.
 
-base (pretrained from scratch) → expert libraries from ``adapters/`` recipes → the leaderboard
-ladder through lm-eval → Markdown table and PNG. Every stage reuses what an earlier run built:
-the base by content hash, experts by their keys, leaderboard runs by their run keys.
+base (pretrained from scratch) → expert libraries from ``adapters/`` recipes → the positive
+controls (base and every library) → the leaderboard ladder through lm-eval → Markdown and PNG.
+Every stage reuses what an earlier run built: the base by content hash, experts by their keys,
+leaderboard runs by their run keys.
 
-- default: demo-size two-hop F/H/R and math knowledge×skill F libraries, every method, no CoT;
-- ``--full``: all six full-size recipes, every task form (CoT included);
-- ``--quick``: a smaller base and one small two-hop F library, four methods (≈2 min).
+- default: demo-size two-hop F/H/R and math knowledge×skill F libraries (100 test questions
+  each), every method, direct + in-context forms (CoT only for the controls and the upper rungs);
+- ``--full``: all six full-size recipes, every task form on every rung;
+- ``--quick``: the same (shipped) base, one small two-hop F library (24 test questions), four
+  methods (≈2 min).
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ def _recipes(mode: str):
 
     if mode == "quick":
         recipe = load_recipe(ADAPTERS / "demo" / "twohop_f.yaml")
-        small = dataclasses.replace(recipe.data, sizes=dataclasses.replace(recipe.data.sizes, n_test=8, n_target=8))
-        return [dataclasses.replace(recipe, name="quick_twohop_f", base="quick", data=small)]
+        small = dataclasses.replace(recipe.data, sizes=dataclasses.replace(recipe.data.sizes, n_test=24, n_target=12))
+        return [dataclasses.replace(recipe, name="quick_twohop_f", data=small)]
     names = FULL_RECIPES if mode == "full" else DEMO_RECIPES
     return [load_recipe(ADAPTERS / f"{n}.yaml") for n in names]
 
@@ -42,7 +45,17 @@ def _tasks(mode: str, manifest: dict) -> list[str]:
     if mode == "full":
         return tasks
     forms = {s.name: s.form for s in task_specs()}
-    return [t for t in tasks if forms[t] != "cot"]  # CoT generation is the slowest part on a CPU
+    return [t for t in tasks if forms[t] != "cot"]  # CoT on every rung is the slowest part on a CPU
+
+
+def controls_markdown(base_info: dict, manifests: dict[str, dict]) -> str:
+    """One table: the base's controls, then every library's."""
+    from lorareuse_plugin.control import Control, format_controls
+
+    controls = [Control.from_json(c) for c in base_info.get("controls", [])]
+    for m in manifests.values():
+        controls += [Control.from_json(c) for c in m.get("controls", {}).get("controls", [])]
+    return format_controls(controls, "positive controls (before any reuse method)")
 
 
 def run_demo(mode: str = "default", out: str | Path = "runs/demo", log: Callable[[str], None] = print) -> dict:
@@ -63,12 +76,19 @@ def run_demo(mode: str = "default", out: str | Path = "runs/demo", log: Callable
     log(format_report(info["sanity"]))
     t1 = time.time()
     libraries = []
+    manifests = {}
     for recipe in recipes:
         lib_dir = out / "libraries" / recipe.name
         log(f"== library {recipe.name}: {lib_dir}")
-        build_library(recipe, lib_dir, base=str(base_path), log=lambda m: log("  " + m))
+        manifests[recipe.name] = build_library(recipe, lib_dir, base=str(base_path), log=lambda m: log("  " + m))
         libraries.append(lib_dir)
     timings["libraries"] = time.time() - t1
+    controls = controls_markdown(info, manifests)
+    log("")
+    log(controls)
+    warnings = _gate_warnings(info, manifests)
+    for w in warnings:
+        log(f"warning: {w}")
     t2 = time.time()
     summaries = []
     methods = QUICK_METHODS if mode == "quick" else None
@@ -81,6 +101,19 @@ def run_demo(mode: str = "default", out: str | Path = "runs/demo", log: Callable
         )
     timings["leaderboard"] = time.time() - t2
     timings["total"] = time.time() - t0
-    markdown = "\n".join(s["markdown"] for s in summaries)
+    markdown = "\n".join([controls, ""] + [s["markdown"] for s in summaries])
     pngs = [board / d.name / "leaderboard.png" for d in libraries]
-    return {"markdown": markdown, "pngs": pngs, "timings": timings, "out": out}
+    return {"markdown": markdown, "pngs": pngs, "timings": timings, "out": out, "warnings": warnings}
+
+
+def _gate_warnings(base_info: dict, manifests: dict[str, dict]) -> list[str]:
+    """The demo shows the science whatever it is: a missed gate (which stops `base build` and
+    `library build`) is printed as a warning here and marked FAIL in the controls table — the
+    ladder below it then cannot call a reuse method a failure."""
+    from lorareuse_plugin.control import Control, enforce
+
+    warnings = enforce([Control.from_json(c) for c in base_info.get("controls", [])], "base", allow_failed=True)
+    for name, m in manifests.items():
+        raw = m.get("controls", {}).get("controls", [])
+        warnings += enforce([Control.from_json(c) for c in raw], f"library {name}", allow_failed=True)
+    return warnings

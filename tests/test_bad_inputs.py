@@ -462,6 +462,31 @@ CLI_CASES = [
         recipe=_recipe(_set(["data", "n_test"], 0)),
     ),
     Case(
+        "recipe-ac-n-test-beyond-real-people",
+        "twohop R has 264 real people: n_test + n_target = 310 is too many",
+        "sum to at most 264",
+        BUILD,
+        recipe=_recipe(
+            lambda r: (
+                r["data"].update(familiarity="R", n_test=300, n_target=10),
+                r["experts"].update(ac={}),
+            )
+        ),
+    ),
+    Case(
+        "recipe-math-ks-r-beyond-real-objects",
+        "math_ks R has 32 real objects",
+        "n_test + n_target must be at most 96",
+        BUILD,
+        recipe=_recipe(lambda r: r["data"].update(family="math_ks", familiarity="R", n_test=100, n_target=30)),
+    ),
+    Case(
+        "export-n-test-beyond-real-people",
+        "twohop R has 264 real people",
+        "lower them",
+        (*EXPORT, "--familiarity", "R", "--n-test", "400"),
+    ),
+    Case(
         "recipe-not-yaml", "is not valid YAML (line", "recipe", BUILD, recipe=_recipe_text("name: x\nexperts: [hop1,\n")
     ),
     Case(
@@ -755,6 +780,12 @@ TASK_CASES = [
         kwargs={"library": "{lib}", "lorareuse_n_test": 30},
     ),
     Case(
+        "task-ctx-library-of-another-world",
+        "trained on another twohop_f world (seed=0)",
+        "add --metadata '{\"lorareuse_seed\": 0}'",
+        kwargs={"library": "{lib}", "lorareuse_seed": 3, "task": "lorareuse_twohop_f_ctx"},
+    ),
+    Case(
         "task-library-manifest-corrupt",
         "manifest.json is not valid JSON",
         "rebuild the library",
@@ -774,8 +805,9 @@ def test_task_metadata_bad_input(case: Case, tiny_library, tmp_path) -> None:
         case.corrupt(lib)
     metadata = {**tiny_task_metadata(), **case.kwargs}
     metadata = {k: _fill(v, {"lib": str(lib)}) if isinstance(v, str) else v for k, v in metadata.items()}
+    task = metadata.pop("task", "lorareuse_hop1_f")
     with pytest.raises(case.error) as err:
-        _docs(metadata)
+        _docs(metadata, task)
     assert isinstance(err.value, LorareuseError)
     _one_line(str(err.value), case)
 

@@ -164,7 +164,16 @@ def test_killed_library_build_is_refused_until_a_rerun_completes_it(test_base: P
     # between two polls; then the build finishes and we try again on a fresh --out.
     for attempt in range(3):
         out = parent / f"lib{attempt}"
-        argv = ["library", "build", str(recipe_file), "--base", str(test_base), "--out", str(out)]
+        argv = [
+            "library",
+            "build",
+            str(recipe_file),
+            "--base",
+            str(test_base),
+            "--out",
+            str(out),
+            "--allow-failed-controls",
+        ]
         nth = rng.choice([2, 3, 4, 5, 6])
         proc = spawn(argv, cache)
         seen = kill_while_writing(proc, [out, out / "experts"], jitter=0.02, rng=rng, nth=nth)

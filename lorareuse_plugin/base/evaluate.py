@@ -45,25 +45,37 @@ def greedy_generate(
     return out
 
 
+def correct_answers(
+    model: torch.nn.Module, tok: PreTrainedTokenizerBase, docs: list[dict], *, form: str = "gen"
+) -> tuple[list[bool], list[str]]:
+    """Per doc: is the greedy answer right, and the response itself. ``form``: gen | cot | ctx."""
+    prompts = [d[PROMPT_KEYS[form]] for d in docs]
+    responses = greedy_generate(model, tok, prompts, max_new_tokens=96 if form == "cot" else 24)
+    return [is_correct(r, d["answer"]) for r, d in zip(responses, docs, strict=True)], responses
+
+
+PROMPT_KEYS = {"gen": "prompt", "cot": "cot_prompt", "ctx": "ctx_prompt"}
+
+
 def accuracy(model: torch.nn.Module, tok: PreTrainedTokenizerBase, docs: list[dict], *, cot: bool = False) -> float:
     """Exact match of greedy answers on eval docs (direct prompts, or CoT prompts)."""
     if not docs:
         return float("nan")
-    prompts = [d["cot_prompt"] if cot else d["prompt"] for d in docs]
-    responses = greedy_generate(model, tok, prompts, max_new_tokens=96 if cot else 24)
-    return sum(is_correct(r, d["answer"]) for r, d in zip(responses, docs, strict=True)) / len(docs)
+    right, _ = correct_answers(model, tok, docs, form="cot" if cot else "gen")
+    return sum(right) / len(docs)
 
 
-def mc_accuracy(model: torch.nn.Module, tok: PreTrainedTokenizerBase, docs: list[dict]) -> float:
+def mc_correct(
+    model: torch.nn.Module, tok: PreTrainedTokenizerBase, docs: list[dict], *, form: str = "gen"
+) -> list[bool]:
     """Multiple choice by summed log-likelihood of ``" " + choice`` after the prompt (as lm-eval acc)."""
     import torch
 
-    if not docs:
-        return float("nan")
-    correct = 0
+    key = PROMPT_KEYS[form]
+    out = []
     for d in docs:
-        ctx = tok(d["prompt"])["input_ids"]
-        seqs = [ctx + tok(d["prompt"] + " " + c)["input_ids"][len(ctx) :] for c in d["choices"]]
+        ctx = tok(d[key])["input_ids"]
+        seqs = [ctx + tok(d[key] + " " + c)["input_ids"][len(ctx) :] for c in d["choices"]]
         width = max(map(len, seqs))
         ids = torch.full((len(seqs), width), tok.pad_token_id)
         for i, s in enumerate(seqs):
@@ -75,5 +87,11 @@ def mc_accuracy(model: torch.nn.Module, tok: PreTrainedTokenizerBase, docs: list
             cont = torch.tensor(s[len(ctx) :])
             pos = torch.arange(len(ctx) - 1, len(s) - 1)
             scores.append(float(logp[i, pos, cont].sum()))
-        correct += int(max(range(len(scores)), key=scores.__getitem__) == d["label"])
-    return correct / len(docs)
+        out.append(max(range(len(scores)), key=scores.__getitem__) == d["label"])
+    return out
+
+
+def mc_accuracy(model: torch.nn.Module, tok: PreTrainedTokenizerBase, docs: list[dict]) -> float:
+    if not docs:
+        return float("nan")
+    return sum(mc_correct(model, tok, docs)) / len(docs)

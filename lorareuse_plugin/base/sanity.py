@@ -1,6 +1,8 @@
-"""Sanity of the science, measured at build time: the base knows the real world and nothing else.
+"""Sanity of the science, measured at build time: the base knows the real facts and no test fact.
 
-Real (R) probes and two-hop questions should be answered; fictional (F) probes only at chance.
+Real (R) one-hop probes should be answered; fictional (F) probes only at chance. R two-hop
+questions were never in the corpus (only their two facts, separately), so those rows measure
+how far the base composes two known facts by itself, directly and step by step.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ CHECKS = (  # (label, family, familiarity, split, cot)
     ("twohop R hop2 probe", "twohop", "R", "probe_hop2", False),
     ("twohop R two-hop", "twohop", "R", "test", False),
     ("twohop R two-hop CoT", "twohop", "R", "test", True),
+    ("twohop H two-hop CoT", "twohop", "H", "test", True),
     ("twohop H hop2 probe (real)", "twohop", "H", "probe_hop2", False),
     ("twohop H hop1 probe (fictional)", "twohop", "H", "probe_hop1", False),
     ("twohop F hop1 probe", "twohop", "F", "probe_hop1", False),

@@ -24,8 +24,10 @@ def fit(
     weight_decay: float = 0.0,
     warmup_frac: float = 0.05,
     progress: bool = True,
+    on_epoch_end: Callable[[int, float], str | None] | None = None,
 ) -> float:
     """Train for ``epochs``; ``epoch_batches(e)`` yields the batches of epoch ``e``.
+    ``on_epoch_end(epoch, mean loss)`` may return a line to print (a long build shows how it goes).
     Returns the mean loss of the last epoch."""
     import torch
     from tqdm.auto import tqdm
@@ -56,6 +58,12 @@ def fit(
             last_epoch_losses.append(float(loss.detach()))
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{last_epoch_losses[-1]:.3f}")
+        if on_epoch_end is not None:
+            model.eval()
+            line = on_epoch_end(epoch + 1, sum(last_epoch_losses) / max(1, len(last_epoch_losses)))
+            model.train()
+            if line and progress:
+                tqdm.write(line)
     bar.close()
     model.eval()
     return sum(last_epoch_losses) / max(1, len(last_epoch_losses))

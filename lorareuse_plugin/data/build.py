@@ -8,13 +8,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lorareuse_plugin.data.families import get_family, parse_familiarity
+from lorareuse_plugin.data.families import default_sizes, get_family, parse_familiarity
 from lorareuse_plugin.data.family import Family, FamilyData, Record
 from lorareuse_plugin.data.leakage import check_leakage
 from lorareuse_plugin.data.spec import Sizes, SplitSpec, parse_int
 
 # Bump when any generator's output changes for the same arguments; recorded in every export.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 def jsonl_bytes(records: list[Record]) -> bytes:
@@ -54,13 +54,14 @@ def make_spec(
 ) -> SplitSpec:
     """Validate user-facing values (strings from a CLI or YAML are fine) into a ``SplitSpec``."""
     fam = get_family(family)
-    defaults = Sizes()
+    familiarity_value = parse_familiarity(fam, familiarity)
+    defaults = default_sizes(fam.name, familiarity_value.value if familiarity_value else None)
     sizes = Sizes(
         n_test=defaults.n_test if n_test is None else parse_int("n_test", n_test, 1),
         n_target=defaults.n_target if n_target is None else parse_int("n_target", n_target, 1),
         n_skill=defaults.n_skill if n_skill is None else parse_int("n_skill", n_skill, 1),
     )
-    return SplitSpec(fam.name, parse_familiarity(fam, familiarity), parse_int("seed", seed, 0), sizes)
+    return SplitSpec(fam.name, familiarity_value, parse_int("seed", seed, 0), sizes)
 
 
 @functools.lru_cache(maxsize=32)

@@ -12,12 +12,25 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lorareuse_plugin.data.families import FAMILIES
-from lorareuse_plugin.data.spec import Sizes
+from lorareuse_plugin.data.families import FAMILIES, default_sizes
 
 TASK_VERSION = 1.0
-FORMS = {"gen": "_gen_template_yaml", "cot": "_cot_template_yaml", "mc": "_mc_template_yaml"}
-FORM_METRIC = {"gen": ("exact_match", "extract"), "cot": ("exact_match", "extract"), "mc": ("acc", "none")}
+FORMS = {
+    "gen": "_gen_template_yaml",
+    "cot": "_cot_template_yaml",
+    "mc": "_mc_template_yaml",
+    "ctx": "_ctx_template_yaml",
+    "ctx_mc": "_ctx_mc_template_yaml",
+}
+FORM_METRIC = {
+    "gen": ("exact_match", "extract"),
+    "cot": ("exact_match", "extract"),
+    "mc": ("acc", "none"),
+    "ctx": ("exact_match", "extract"),
+    "ctx_mc": ("acc", "none"),
+}
+# families whose composed test states its facts in the in-context forms (math_ss needs no fact)
+CONTEXT_FAMILIES = ("twohop", "math_ks")
 _HEADER = "# Generated from lorareuse_plugin/data/catalog.py by `python -m lorareuse_plugin.data.catalog`.\n"
 
 
@@ -43,11 +56,17 @@ def task_specs() -> list[TaskSpec]:
         for fam in fams:
             base = f"lorareuse_{family.name}{_fam_suffix(fam)}"
             label = f"{family.name}{' ' + fam if fam else ''}"
-            for form, suffix, what in (
+            forms = [
                 ("gen", "", "direct answer"),
                 ("cot", "_cot", "chain of thought"),
                 ("mc", "_mc", "multiple choice"),
-            ):
+            ]
+            if family.name in CONTEXT_FAMILIES:
+                forms += [
+                    ("ctx", "_ctx", "both facts (and a distractor chain) stated in the prompt, direct answer"),
+                    ("ctx_mc", "_ctx_mc", "both facts (and a distractor chain) stated in the prompt, multiple choice"),
+                ]
+            for form, suffix, what in forms:
                 specs.append(
                     TaskSpec(
                         base + suffix,
@@ -108,7 +127,7 @@ def group_specs() -> dict[str, tuple[list[str], str | None]]:
 
 
 def render_task(spec: TaskSpec) -> str:
-    sizes = Sizes()
+    sizes = default_sizes(spec.family, spec.familiarity)
     lines = [
         _HEADER.rstrip("\n"),
         f"# {spec.description}",

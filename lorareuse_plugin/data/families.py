@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lorareuse_plugin.data import math_ks, math_ss, twohop
 from lorareuse_plugin.data.family import Family
+from lorareuse_plugin.data.spec import Sizes
 from lorareuse_plugin.errors import ConfigError
 from lorareuse_plugin.world.familiarity import Familiarity
 
@@ -16,6 +17,7 @@ FAMILIES: dict[str, Family] = {
             (Familiarity.F, Familiarity.H, Familiarity.R),
             ("hop1", "hop2"),
             twohop.build,
+            contaminated=("ac",),
         ),
         Family(
             "math_ks",
@@ -23,6 +25,7 @@ FAMILIES: dict[str, Family] = {
             (Familiarity.F, Familiarity.R),
             ("knowledge", "skill"),
             math_ks.build,
+            contaminated=("ac",),
         ),
         Family(
             "math_ss",
@@ -52,3 +55,12 @@ def parse_familiarity(family: Family, value: object) -> Familiarity | None:
         choices = ", ".join(f.value for f in family.familiarities)
         raise ConfigError(f"family {family.name} needs a familiarity: use one of {choices}")
     return Familiarity.parse(value, family.familiarities)  # type: ignore[arg-type]
+
+
+# Defaults where a world's real tables cannot supply the global ones (32 real objects, three
+# composed questions each, for math_ks R).
+_DEFAULT_SIZES = {("math_ks", "R"): Sizes(n_test=60, n_target=30)}
+
+
+def default_sizes(family: str, familiarity: str | None) -> Sizes:
+    return _DEFAULT_SIZES.get((family, familiarity), Sizes())

@@ -27,10 +27,13 @@ class Family:
     familiarities: tuple[Familiarity, ...]  # empty: the family has no familiarity axis
     members: tuple[str, str]  # the two library experts, e.g. ("hop1", "hop2")
     build: Callable[..., FamilyData]  # (familiarity, seed, sizes) -> FamilyData
+    # splits that hold test facts by design (the paper's A->C expert): exempt from the leakage
+    # check by name, and flagged wherever an expert trained on them is reported
+    contaminated: tuple[str, ...] = ()
 
     @property
     def train_splits(self) -> tuple[str, ...]:
-        return (*self.members, "target", "union", "oracle")
+        return (*self.members, "target", "union", "oracle", *self.contaminated)
 
     @property
     def eval_splits(self) -> tuple[str, ...]:
@@ -49,8 +52,10 @@ def assemble(
     probes: tuple[list[Record], list[Record]],
     probe_target: list[Record],
     leak_keys: list[tuple[str, ...]],
+    ac: list[Record] | None = None,
 ) -> FamilyData:
-    """Name the splits; ``union`` = both members' data, ``oracle`` = union + target data."""
+    """Name the splits; ``union`` = both members' data, ``oracle`` = union + target data;
+    ``ac`` = the composed facts of the test entities (contaminated by design)."""
     union = member_data[0] + member_data[1]
     splits = {
         "test": test,
@@ -63,4 +68,6 @@ def assemble(
         "union": union,
         "oracle": union + target,
     }
+    if ac is not None:
+        splits["ac"] = ac
     return FamilyData(splits=splits, leak_keys=tuple(leak_keys))

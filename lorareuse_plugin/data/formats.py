@@ -20,6 +20,11 @@ def cot_prompt(question: str) -> str:
     return qa_prompt(question + COT_CUE)
 
 
+def ctx_prompt(facts: list[str], question: str) -> str:
+    """Facts stated in the prompt, then the question: tests reading, not remembering."""
+    return " ".join(facts) + "\n" + qa_prompt(question)
+
+
 def cot_text(steps: list[str], answer: str) -> str:
     """The gold reasoning: intermediate facts first, then the fixed answer phrase."""
     return " ".join(steps + [f"So the answer is {answer}."])
@@ -51,9 +56,12 @@ def eval_doc(
     choices: list[str],
     rnd: random.Random,
     intermediate: str = "",
+    context: list[str] | None = None,
 ) -> dict:
     """An lm-eval document. ``choices`` holds the answer plus same-type distractors; they are
-    shuffled here with the caller's seeded RNG so the label position carries no signal."""
+    shuffled here with the caller's seeded RNG so the label position carries no signal.
+    ``context``: facts the in-context form states before the question (already in their order);
+    without it ``ctx_prompt`` is the plain prompt."""
     options = list(dict.fromkeys([answer] + [c for c in choices if c != answer]))
     rnd.shuffle(options)
     return {
@@ -61,6 +69,7 @@ def eval_doc(
         "question": question,
         "prompt": qa_prompt(question),
         "cot_prompt": cot_prompt(question),
+        "ctx_prompt": ctx_prompt(context, question) if context else qa_prompt(question),
         "answer": answer,
         "cot": reasoning,
         "intermediate": intermediate,

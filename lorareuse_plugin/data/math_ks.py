@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass
 
 from lorareuse_plugin.data import formats as fmt
@@ -65,8 +66,14 @@ ITEMS = (
     "stones",
     "shells",
 )
-MULTIPLIERS = tuple(range(2, 10))
-PER_OBJECT = 3  # composed questions per object
+MULTIPLIERS = tuple(range(2, 13))  # with counts 2-12: no product is more than ~5% of answers
+PER_OBJECT = 3  # composed questions per real object (R has only a few dozen real objects)
+
+
+def per_object(familiarity: Familiarity) -> int:
+    """Composed questions per object: one per fictional creature (one fact per question, as in
+    twohop F), ``PER_OBJECT`` per real object."""
+    return PER_OBJECT if familiarity is Familiarity.R else 1
 
 
 @dataclass(frozen=True)
@@ -104,8 +111,8 @@ def skill_problems(tag: str, seed: int, count: int, held_out: int) -> tuple[list
 
 
 def _objects(familiarity: Familiarity, seed: int, sizes: Sizes) -> tuple[list[CountedObject], list[CountedObject]]:
-    n_test_objects = math.ceil(sizes.n_test / PER_OBJECT)
-    n_target_objects = math.ceil(sizes.n_target / PER_OBJECT)
+    n_test_objects = math.ceil(sizes.n_test / per_object(familiarity))
+    n_target_objects = math.ceil(sizes.n_target / per_object(familiarity))
     if familiarity is Familiarity.R:
         objects = list(real_facts().objects)
         if n_test_objects + n_target_objects > len(objects):
@@ -124,15 +131,27 @@ def _objects(familiarity: Familiarity, seed: int, sizes: Sizes) -> tuple[list[Co
         objects = []
         for _ in range(n_test_objects + n_target_objects):
             name = namer.creature()
-            objects.append(CountedObject(name, name + "s", counts.choice(CREATURE_PARTS), counts.randint(2, 9)))
+            objects.append(CountedObject(name, name + "s", counts.choice(CREATURE_PARTS), counts.randint(2, 12)))
     return objects[:n_test_objects], objects[n_test_objects:][:n_target_objects]
 
 
-def _composed(objects: list[CountedObject], n: int, tag: str, seed: int) -> list[tuple[CountedObject, int]]:
-    """``n`` (object, multiplier) pairs, round-robin so every object is asked about."""
+def _composed(
+    objects: list[CountedObject], n: int, tag: str, seed: int, each: int, ok=lambda o, k: True
+) -> list[tuple[CountedObject, int]]:
+    """``n`` (object, multiplier) pairs, round-robin so every object is asked about. Each
+    multiplier is the (seeded) one whose product is least used so far: answers spread over as
+    many values as the products allow, so guessing the commonest number scores little."""
     r = rng(tag, seed, "multipliers")
-    per_object = {o.singular: r.sample(MULTIPLIERS, PER_OBJECT) for o in objects}
-    return [(o, per_object[o.singular][j]) for j in range(PER_OBJECT) for o in objects][:n]
+    used: dict[int, int] = {}
+    picked: dict[str, list[int]] = {}
+    for _ in range(each):
+        for o in objects:
+            options = [k for k in r.sample(MULTIPLIERS, len(MULTIPLIERS)) if k not in picked.get(o.singular, [])]
+            options = [k for k in options if ok(o, k)] or options  # the leakage check still runs after
+            k = min(options, key=lambda m, c=o.count: used.get(m * c, 0))
+            used[k * o.count] = used.get(k * o.count, 0) + 1
+            picked.setdefault(o.singular, []).append(k)
+    return [(o, picked[o.singular][j]) for j in range(each) for o in objects][:n]
 
 
 def _know_fields(o: CountedObject) -> dict:
@@ -189,8 +208,17 @@ def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
             )
         )
     leak_keys = []
-    for i, (o, k) in enumerate(_composed(test_objects, sizes.n_test, tag + "-test", seed)):
+    context_rng = rng(tag, seed, "context")
+    ac = []
+    for i, (o, k) in enumerate(_composed(test_objects, sizes.n_test, tag + "-test", seed, per_object(familiarity))):
         f = _know_fields(o) | {"k": k}
+        at = test_objects.index(o)
+        ring = test_objects[at + 1 :] + test_objects[:at]
+        other = next((x for x in ring if x.count != o.count), o)
+        context = [KNOW_STATEMENTS[0].format(**_know_fields(x)) for x in dict.fromkeys((o, other))]
+        context_rng.shuffle(context)
+        for j, q in enumerate(COMPOSED_QUESTIONS):  # the paper's A->C expert: contaminated by design
+            ac.append(fmt.qa(f"{tag}-ac-{i:04d}-q{j}", q.format(**f), str(k * o.count)))
         test.append(
             fmt.eval_doc(
                 f"{tag}-test-{i:04d}",
@@ -199,11 +227,27 @@ def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
                 reasoning=_composed_reasoning(o, k),
                 rnd=mc,
                 intermediate=str(o.count),
-                choices=fmt.number_distractors(k * o.count, _near_misses(k, o.count), mc),
+                # the in-context distractor's product is always a choice (reading without combining)
+                choices=[str(k * other.count)]
+                + fmt.number_distractors(
+                    k * o.count, [m for m in _near_misses(k, o.count) if m != k * other.count], mc, k=2
+                ),
+                context=context,
             )
         )
         leak_keys.append((f"{k} {o.plural}", str(k * o.count)))
-    for i, (o, k) in enumerate(_composed(target_objects, sizes.n_target, tag + "-target", seed)):
+    pair_patterns = [[re.compile(r"(?<!\w)" + re.escape(x) + r"(?!\w)") for x in key] for key in leak_keys]
+
+    def no_test_pair(o: CountedObject, k: int) -> bool:
+        """A target problem whose text happens to hold a test answer pair (a decade's "10 years"
+        next to 12 * 10 = 120 while the test asks about 10 years) is avoided."""
+        f = _know_fields(o) | {"k": k}
+        text = " ".join([q.format(**f) for q in COMPOSED_QUESTIONS] + [_composed_reasoning(o, k)])
+        return not any(all(p.search(text) for p in pats) for pats in pair_patterns)
+
+    for i, (o, k) in enumerate(
+        _composed(target_objects, sizes.n_target, tag + "-target", seed, per_object(familiarity), ok=no_test_pair)
+    ):
         f = _know_fields(o) | {"k": k}
         answer = str(k * o.count)
         for j, q in enumerate(COMPOSED_QUESTIONS):
@@ -228,4 +272,5 @@ def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
         (probe_knowledge, probe_skill),
         probe_target,
         leak_keys,
+        ac=ac,
     )

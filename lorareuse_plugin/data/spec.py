@@ -14,8 +14,8 @@ from lorareuse_plugin.world.familiarity import Familiarity
 class Sizes:
     """How much data to generate. ``n_skill`` only matters for the math families' skill experts."""
 
-    n_test: int = 30
-    n_target: int = 30
+    n_test: int = 100
+    n_target: int = 60
     n_skill: int = 300
 
     def __post_init__(self) -> None:

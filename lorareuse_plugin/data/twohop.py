@@ -44,6 +44,9 @@ TWOHOP_STATEMENTS = ("The capital of the country where {a} was born is {c}.",)
 REASONING = ("{a} was born in {b}.", "The capital of {b} is {c}.")
 
 
+MIN_H_BRIDGES = 20  # a right-type guess in H scores at most ~1/20
+
+
 @dataclass(frozen=True)
 class Chain:
     person: str
@@ -64,8 +67,11 @@ def chains(familiarity: Familiarity, seed: int, sizes: Sizes) -> tuple[list[Chai
     """Test chains, target chains (disjoint people) and the pool of same-type answers for MC."""
     facts = real_facts()
     namer = FictionalNamer(rng("twohop", familiarity, seed, "names"))
-    n_bridges_test = max(2, math.ceil(sizes.n_test / 3))
+    # One bridge (country, capital) per test person where the world allows, so a guess of the
+    # right type ("some capital") scores ~1/n_test, not ~1/3; the target expert's people share
+    # bridges (its entities only teach the procedure).
     n_bridges_target = max(2, math.ceil(sizes.n_target / 3))
+    n_bridges_test = sizes.n_test
     if familiarity is Familiarity.R:
         available = len(facts.people)
         if sizes.n_test + sizes.n_target > available:
@@ -81,10 +87,12 @@ def chains(familiarity: Familiarity, seed: int, sizes: Sizes) -> tuple[list[Chai
         return test, target, pool
     if familiarity is Familiarity.H:
         available = len(facts.countries)
-        if n_bridges_test + n_bridges_target > available:
+        n_bridges_test = min(sizes.n_test, available - n_bridges_target)
+        if n_bridges_test < min(sizes.n_test, MIN_H_BRIDGES):
+            most = available - MIN_H_BRIDGES
             raise ConfigError(
-                f"twohop H draws {n_bridges_test}+{n_bridges_target} real countries but only {available} "
-                "exist: lower n_test/n_target"
+                f"twohop H draws its bridges from {available} real countries: n_target={sizes.n_target} "
+                f"leaves too few for the test; lower n_target (at most {3 * max(1, most)})"
             )
         countries = list(facts.countries)
         rng("twohop", familiarity, seed, "countries").shuffle(countries)
@@ -113,7 +121,8 @@ def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
         steps = [s.format(a=c.person, b=c.country, c=c.capital) for s in REASONING]
         return fmt.cot_text(steps, c.capital)
 
-    hop1, hop2, target = [], [], []
+    context_rng = rng("twohop", familiarity, seed, "context")
+    hop1, hop2, target, ac = [], [], [], []
     test, probe_hop1, probe_hop2, probe_target = [], [], [], []
     for i, ch in enumerate(test_chains):
         for j, t in enumerate(HOP1_STATEMENTS):
@@ -121,17 +130,26 @@ def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
         for j, q in enumerate(HOP1_QUESTIONS):
             hop1.append(fmt.qa(f"{tag}-hop1-{i:04d}-q{j}", q.format(a=ch.person), ch.country))
         question = TWOHOP_QUESTIONS[0].format(a=ch.person)
+        other = _distractor_chain(test_chains, i)
         test.append(
             fmt.eval_doc(
                 f"{tag}-test-{i:04d}",
                 question,
                 ch.capital,
                 reasoning=reasoning(ch),
-                choices=fmt.distractors(capital_pool, ch.capital, mc),
+                # the in-context distractor's capital is always a choice: reading the context
+                # without combining it scores 1/2, not 1
+                choices=[other.capital]
+                + fmt.distractors([c for c in capital_pool if c != other.capital], ch.capital, mc, k=2),
                 rnd=mc,
                 intermediate=ch.country,
+                context=in_context(ch, other, context_rng),
             )
         )
+        for j, q in enumerate(TWOHOP_QUESTIONS):  # the paper's A->C expert: contaminated by design
+            ac.append(fmt.qa(f"{tag}-ac-{i:04d}-q{j}", q.format(a=ch.person), ch.capital))
+        for j, t in enumerate(TWOHOP_STATEMENTS):
+            ac.append(fmt.statement(f"{tag}-ac-{i:04d}-s{j}", t.format(a=ch.person, c=ch.capital)))
         probe_hop1.append(
             fmt.eval_doc(
                 f"{tag}-probe_hop1-{i:04d}",
@@ -177,4 +195,24 @@ def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
             )
         )
     leak_keys = [(ch.person, ch.capital) for ch in test_chains]
-    return assemble(("hop1", "hop2"), (hop1, hop2), target, test, (probe_hop1, probe_hop2), probe_target, leak_keys)
+    return assemble(
+        ("hop1", "hop2"), (hop1, hop2), target, test, (probe_hop1, probe_hop2), probe_target, leak_keys, ac=ac
+    )
+
+
+def _distractor_chain(chains: list[Chain], i: int) -> Chain:
+    """The next test chain with another capital: the context then holds two capitals, so copying
+    "the city in the context" scores 1/2, not 1."""
+    for step in range(1, len(chains)):
+        other = chains[(i + step) % len(chains)]
+        if other.capital != chains[i].capital:
+            return other
+    return chains[i]
+
+
+def in_context(chain: Chain, distractor: Chain, rnd) -> list[str]:
+    """Both facts of the chain and of one distractor chain, shuffled: the in-context form."""
+    facts = [s.format(a=c.person, b=c.country, c=c.capital) for c in (chain, distractor) for s in REASONING]
+    facts = list(dict.fromkeys(facts))
+    rnd.shuffle(facts)
+    return facts

@@ -43,6 +43,8 @@ def own_probe_splits(members: tuple[str, ...], split: str) -> list[str]:
         return ["probe_target"]
     if split == "union":
         return [f"probe_{m}" for m in members]
+    if split == "ac":
+        return ["test"]  # contaminated by design: its own facts are the composed test
     return [f"probe_{m}" for m in members] + ["probe_target"]  # oracle
 
 
@@ -207,6 +209,8 @@ def build_library(
             "device": device,
             "dtype": dtype,
             "key": key,
+            # trained on test facts by design (the paper's A->C expert): flagged wherever it is reported
+            "contaminated": expert.split in ds.family.contaminated,
         }
         manifest[INCOMPLETE]["experts"].remove(expert.name)
         write_manifest(out, manifest)
@@ -215,6 +219,24 @@ def build_library(
             f"own probe {' '.join(f'{k}={v:.2f}' for k, v in probes.items())}, test {test_em:.2f}, "
             f"{train_seconds:.0f} s"
         )
+    controls_key = hashlib.sha256(
+        json.dumps(sorted((n, e["key"]) for n, e in manifest["experts"].items())).encode()
+    ).hexdigest()
+    if manifest.get("controls", {}).get("key") != controls_key:
+        from lorareuse_plugin.library.controls import library_controls
+
+        log("controls: decomposition over the members, union with chain of thought …")
+        controls, samples = library_controls(
+            model,
+            tok,
+            out,
+            spec.family,
+            spec.familiarity.value if spec.familiarity else None,
+            ds.family.members,
+            {n: e["path"] for n, e in manifest["experts"].items()},
+            ds.splits["test"],
+        )
+        manifest["controls"] = {"key": controls_key, "controls": [c.to_json() for c in controls], "samples": samples}
     del manifest[INCOMPLETE]
     write_manifest(out, manifest)
     return manifest

@@ -6,26 +6,17 @@ it: a truncated, edited or missing file is an error, never a silently different 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from lorareuse_plugin.errors import LibraryError
-from lorareuse_plugin.io import write_bytes_atomic
+from lorareuse_plugin.io import file_sha256, write_bytes_atomic
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 INCOMPLETE = "incomplete"  # present while `library build` runs; a library that has it is refused
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def adapter_hashes(expert_dir: Path) -> dict[str, str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from lorareuse_plugin.data.build import make_spec
+from lorareuse_plugin.data.build import build_dataset, make_spec
 from lorareuse_plugin.data.families import get_family
 from lorareuse_plugin.data.spec import SplitSpec
 from lorareuse_plugin.errors import ConfigError
@@ -124,6 +124,7 @@ def parse_recipe(raw: object, *, where: str = "recipe", path: str | None = None)
             data.get("n_target"),
             data.get("n_skill"),
         )
+        build_dataset(spec)  # sizes the world's tables cannot supply fail here, before any base is built
     except ConfigError as e:
         raise ConfigError(f"{where}: data: {e}") from None
     defaults = raw.get("defaults") or {}

@@ -1,7 +1,10 @@
 """Train one LoRA expert with PEFT on one training split.
 
 Statements are learned whole; for QA and chain-of-thought records only the answer is learned
-(the prompt is masked), as in instruction tuning.
+(the prompt is masked), as in instruction tuning. Only answers end in EOS: a one-sentence
+statement followed by EOS, seen for 40 epochs, teaches the model to stop after its first
+sentence — and a chain of thought is several sentences (measured: every union-expert chain
+stopped after one sentence when statements ended in EOS).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ def encode_records(tok: PreTrainedTokenizerBase, records: list[dict]) -> list[tu
     """(input_ids, labels) per record; labels are -100 on the prompt of QA/CoT records."""
     out = []
     for r in records:
-        ids = tok(r["text"])["input_ids"] + [tok.eos_token_id]
-        n_prompt = len(tok(r["prompt"])["input_ids"]) if r["kind"] != "statement" else 1  # keep <s> unlabeled
+        statement = r["kind"] == "statement"
+        ids = tok(r["text"])["input_ids"] + ([] if statement else [tok.eos_token_id])
+        n_prompt = 1 if statement else len(tok(r["prompt"])["input_ids"])  # keep <s> unlabeled
         out.append((ids, [-100] * n_prompt + ids[n_prompt:]))
     return out
 

@@ -112,6 +112,11 @@ class RoutedMixin:
             requests, lambda rs: super(RoutedMixin, self).generate_until(rs, disable_tqdm=disable_tqdm)
         )
 
+    def _contaminated(self) -> list[str]:
+        spec = self.reuse_spec  # type: ignore[attr-defined]
+        experts = spec.library.manifest["experts"]
+        return sorted(n for n in spec.experts if experts.get(n, {}).get("contaminated"))
+
     def get_model_info(self) -> dict:
         parent = super()
         info = parent.get_model_info() if hasattr(parent, "get_model_info") else {}
@@ -119,6 +124,8 @@ class RoutedMixin:
             "backend": self.BACKEND,
             "spec": self.reuse_spec.to_json(),  # type: ignore[attr-defined]
             "served_by": self.served_by(),
+            # an expert trained on the test's own composed facts (``ac``) is contaminated by design
+            "contaminated_experts": self._contaminated(),
             **self._extra_info,
         }
         return info

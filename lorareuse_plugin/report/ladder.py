@@ -1,8 +1,10 @@
 """The baseline ladder: what a reuse method must be compared with to mean anything.
 
 base → each expert alone → {m1, m2} averaged and routed (the "2-combination library") →
-{m1, m2, target} likewise → union (one LoRA on both members' data) → oracle expert (all data) and
-oracle routing. Only experts present in the library are used.
+{m1, m2, target} likewise (ours: no test fact) → {m1, m2, ac} likewise (the paper's library: ``ac``
+is trained on the test's composed facts, contaminated by design and flagged in every table) →
+union (one LoRA on both members' data) → oracle expert (all data) and oracle routing. Only experts
+present in the library are used.
 """
 
 from __future__ import annotations
@@ -12,6 +14,12 @@ from dataclasses import dataclass, field
 AVERAGING = ("delta_mean", "factor_mean", "svd", "ties", "dare")
 ROUTING = ("arrow", "seq_arrow")
 QUICK_METHODS = ("delta_mean", "factor_mean", "arrow", "seq_arrow")
+CONTAMINATED = ("ac",)  # experts trained on test facts by design: flagged wherever they appear
+
+
+def is_contaminated(experts: tuple[str, ...] | str) -> bool:
+    names = experts.split("+") if isinstance(experts, str) else experts
+    return any(e in CONTAMINATED for e in names)
 
 
 @dataclass(frozen=True)
@@ -32,10 +40,11 @@ def ladder(manifest: dict, methods: tuple[str, ...] | None = None) -> list[Ladde
     have = set(manifest["experts"])
     methods = methods or (AVERAGING + ROUTING)
     entries = [LadderEntry("base", "baseline", "base")]
-    for e in (*members, "target"):
+    for e in (*members, "target", *CONTAMINATED):
         if e in have:
             entries.append(LadderEntry(f"expert:{e}", "expert", f"single:{e}", (e,)))
     libraries = [("library-2", members), ("library-3", (*members, "target"))]
+    libraries += [("library-3ac", (*members, e)) for e in CONTAMINATED]
     for group, experts in libraries:
         if not set(experts) <= have:
             continue

@@ -10,6 +10,7 @@ _COLORS = {
     "expert": "#4C72B0",
     "library-2": "#DD8452",
     "library-3": "#55A868",
+    "library-3ac": "#C44E52",
     "upper": "#8172B3",
 }
 

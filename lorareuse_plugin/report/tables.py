@@ -13,6 +13,8 @@ import io
 import math
 from collections import defaultdict
 
+from lorareuse_plugin.report.ladder import CONTAMINATED, is_contaminated
+
 _T975 = {
     1: 12.706,
     2: 4.303,
@@ -93,9 +95,9 @@ def gaps(cells: list[dict]) -> list[dict]:
     by = {(c["library"], c["entry"], c["task"]): c["mean"] for c in cells}
     out = []
     for c in cells:
-        if c["group"] not in ("library-2", "library-3"):
+        if c["group"] not in ("library-2", "library-3", "library-3ac"):
             continue
-        members = [e for e in c["experts"].split("+") if e != "target"]
+        members = [e for e in c["experts"].split("+") if e not in ("target", *CONTAMINATED)]
         singles = [by.get((c["library"], f"expert:{e}", c["task"])) for e in members]
         singles = [s for s in singles if s is not None]
         oracle = by.get((c["library"], "expert:oracle", c["task"]))
@@ -163,6 +165,7 @@ def to_markdown(cells: list[dict], gap_rows: list[dict]) -> str:
         tasks = list(dict.fromkeys(c["task"] for c in mine))
         entries = list(dict.fromkeys(c["entry"] for c in mine))
         val = {(c["entry"], c["task"]): c for c in mine}
+        flagged = {c["entry"] for c in mine if is_contaminated(c["experts"])}
         seeds = max(c["seeds"] for c in mine)
         lines += [f"### {lib} ({seeds} seed{'s' if seeds > 1 else ''}; mean ± 95% interval)", ""]
         lines.append("| entry | " + " | ".join(_short(t) for t in tasks) + " |")
@@ -177,7 +180,13 @@ def to_markdown(cells: list[dict], gap_rows: list[dict]) -> str:
                     cells_txt.append(f"{c['mean']:.2f}")
                 else:
                     cells_txt.append(f"{c['mean']:.2f} ± {c['ci95']:.2f}")
-            lines.append(f"| {e} | " + " | ".join(cells_txt) + " |")
+            lines.append(f"| {e}{' ⚠' if e in flagged else ''} | " + " | ".join(cells_txt) + " |")
+        if flagged:
+            lines += [
+                "",
+                "⚠ contaminated by design: `ac` is trained on the test's own composed facts (the paper's "
+                '"expert trained on the target task"), so these rows are not reuse without the test data.',
+            ]
         mine_gaps = [g for g in gap_rows if g["library"] == lib]
         if mine_gaps:
             gtasks = list(dict.fromkeys(g["task"] for g in mine_gaps))

@@ -113,10 +113,38 @@ def test_target_expert_entities_are_disjoint_from_test_entities():
         ({"family": "twohop"}, "needs a familiarity"),
         ({"family": "math_ks", "familiarity": "H"}, "not defined for this family"),
         ({"family": "math_ss", "familiarity": "F"}, "has no familiarity axis"),
-        ({"family": "twohop", "familiarity": "R", "n_test": 60, "n_target": 60}, "real people"),
+        ({"family": "twohop", "familiarity": "R", "n_test": 200, "n_target": 100}, "real people"),
     ],
 )
 def test_bad_specs_raise_one_line_config_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message) as err:
         build_dataset(make_spec(**kwargs))
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "family,fam,n_test", [("twohop", "F", 100), ("twohop", "H", 100), ("twohop", "R", 100), ("math_ks", "F", 100)]
+)
+def test_test_sets_measure_a_right_type_guess_scores_at_most_5_percent(family, fam, n_test):
+    from collections import Counter
+
+    test = build_dataset(make_spec(family, fam)).splits["test"]
+    assert len(test) >= n_test
+    counts = Counter(d["answer"] for d in test)
+    assert counts.most_common(1)[0][1] / len(test) <= 0.05, counts.most_common(3)
+    assert len(counts) >= 20
+    if (family, fam) == ("twohop", "F"):
+        assert len(counts) == len(test)  # one bridge per test person
+    for d in test:  # the in-context forms state the facts, and a distractor's answer is a choice
+        assert d["ctx_prompt"].endswith(d["prompt"]) and d["ctx_prompt"] != d["prompt"]
+        if family == "twohop":
+            assert sum(c in d["ctx_prompt"] for c in d["choices"]) >= 2
+
+
+def test_full_size_recipes_have_300_composed_questions_where_the_tables_allow():
+    from lorareuse_plugin.library.recipe import load_recipe
+
+    for name, least in [("twohop_f", 300), ("twohop_h", 300), ("twohop_r", 200), ("math_ks_f", 300)]:
+        recipe = load_recipe(f"adapters/{name}.yaml")
+        assert recipe.data.sizes.n_test >= least
+        assert len(build_dataset(recipe.data).splits["test"]) >= least

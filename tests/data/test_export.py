@@ -23,6 +23,7 @@ def test_export_writes_every_split_with_matching_hashes(tmp_path):
         "target",
         "union",
         "oracle",
+        "ac",
     }
     for name, s in info["splits"].items():
         data = (out / s["file"]).read_bytes()

@@ -53,3 +53,41 @@ def test_math_ks_answer_pair_is_caught_but_not_partial_matches():
     assert find_leaks(ds.family, ok) == []
     bad = _planted(ds, "skill", fmt.statement("pair", f"{keys[0]} make {keys[1]} in all."))
     assert [leak.record_id for leak in find_leaks(ds.family, bad)] == ["pair"]
+
+
+@pytest.mark.parametrize("family,fam", [("twohop", "F"), ("twohop", "H"), ("twohop", "R"), ("math_ks", "F")])
+def test_ac_holds_exactly_the_test_composed_facts_and_nothing_else(family, fam):
+    ds = build_dataset(make_spec(family, fam))
+    assert "ac" in ds.family.contaminated and "ac" in ds.family.train_splits
+    test = ds.splits["test"]
+    ac = ds.splits["ac"]
+    if family == "twohop":
+        person = lambda q: q.removeprefix("What is the capital of the country where ").removesuffix(" was born?")  # noqa: E731
+        pairs = {(person(d["question"]), d["answer"]) for d in test}
+        stated = set()
+        for rec in ac:
+            hits = [(a, c) for a, c in pairs if a in rec["text"] and c in rec["text"]]
+            assert len(hits) == 1, rec
+            stated |= set(hits)
+            bridge = next(d["intermediate"] for d in test if person(d["question"]) == hits[0][0])
+            assert bridge not in rec["text"], f"ac record states the bridge: {rec}"
+        assert stated == pairs
+    else:
+        questions = {d["question"]: d["answer"] for d in test}
+        asked = {rec["prompt"].removeprefix("Q: ").removesuffix("\nA:"): rec["completion"].strip() for rec in ac}
+        assert {q: a for q, a in asked.items() if q in questions} == questions
+        for q, a in asked.items():  # the second phrasing of each test question, same answer
+            assert q in questions or a in questions.values()
+        assert not any("has" in rec["text"] for rec in ac)  # no part count (the knowledge hop)
+    # allowed by name only: the same records in another expert are a leak
+    leaky = _planted(ds, "target", dict(ac[0], id="moved"))
+    assert [leak.record_id for leak in find_leaks(ds.family, leaky)] == ["moved"]
+
+
+@pytest.mark.parametrize("split", ["hop1", "hop2", "target", "union", "oracle"])
+def test_a_planted_leak_in_any_other_expert_fails_the_check(split):
+    ds = build_dataset(make_spec("twohop", "F"))
+    doc = ds.splits["test"][5]
+    leaky = _planted(ds, split, fmt.qa("planted", doc["question"], doc["answer"]))
+    with pytest.raises(LeakageError, match="planted"):
+        check_leakage(ds.family, leaky)

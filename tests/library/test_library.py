@@ -59,7 +59,7 @@ def test_library_builds_with_a_complete_manifest(library, test_base):
     assert manifest["experts"]["hop2"]["rank"] == 2
     assert manifest["experts"]["hop1"]["own_probe"].keys() == {"probe_hop1"}
     assert manifest["experts"]["target"]["own_probe"].keys() == {"probe_target"}
-    assert len(logs) == 3
+    assert len(logs) == 4 and logs[-1].startswith("controls:")
 
 
 def test_adapters_load_in_peft_and_change_the_output(library, test_base):

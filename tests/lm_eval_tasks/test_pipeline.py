@@ -45,7 +45,7 @@ def test_every_leaf_task_ran_and_was_scored(results):
         samples = results["samples"][spec.name]
         assert len({s["doc_id"] for s in samples}) == LIMIT, spec.name
         for s in samples:
-            if spec.form == "mc":
+            if spec.form in ("mc", "ctx_mc"):
                 assert len(s["resps"]) == len(s["doc"]["choices"])
             else:
                 assert isinstance(s["resps"][0][0], str)  # the model really generated text

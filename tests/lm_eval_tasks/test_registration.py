@@ -51,7 +51,7 @@ def test_task_loads_docs_and_honours_metadata_overrides(task_manager):
     from lm_eval.tasks import TaskManager
 
     docs = _docs(task_manager, "lorareuse_twohop_f")
-    assert len(docs) == 30 and docs[0]["prompt"].startswith("Q: What is the capital")
+    assert len(docs) == 100 and docs[0]["prompt"].startswith("Q: What is the capital")
     tm = TaskManager(
         include_path=str(lorareuse_plugin.TASKS_DIR),
         include_defaults=False,

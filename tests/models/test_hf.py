@@ -57,6 +57,15 @@ def test_single_expert_equals_stock_lm_eval_hf_with_peft(task_manager, tiny_libr
     stock = _run(task_manager, "hf", {"pretrained": str(test_base), "peft": str(tiny_library / "experts" / "hop1")})
     for task in TASKS:
         _close(_resps(ours, task), _resps(stock, task))
+    # the union control's CoT and in-context forms too: any expert is a plain PEFT dir
+    tasks = ["lorareuse_twohop_f_cot", "lorareuse_twohop_f_ctx", "lorareuse_twohop_f_ctx_mc"]
+    ours_u = _run(task_manager, "lorareuse-hf", {"library": str(tiny_library), "method": "single:union"}, tasks)
+    stock_u = _run(
+        task_manager, "hf", {"pretrained": str(test_base), "peft": str(tiny_library / "experts" / "union")}, tasks
+    )
+    for task in tasks:
+        _close(_resps(ours_u, task), _resps(stock_u, task))
+        assert ours_u["results"][task] == stock_u["results"][task]
     info = ours["config"]["lorareuse"]
     assert info["spec"]["method"] == "single" and info["spec"]["experts"] == ["hop1"]
     manifest_sha = info["spec"]["manifest_sha256"]

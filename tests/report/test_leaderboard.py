@@ -162,3 +162,35 @@ def test_vllm_backend_gives_the_hf_table(tiny_library, tmp_path):
     table = lambda s: {(c["entry"], c["task"]): c["values"] for c in s["cells"]}  # noqa: E731
     assert table(vl) == table(hf) and len(table(hf)) >= 4 * 10
     assert (tmp_path / "vllm" / "leaderboard.md").read_text() == (tmp_path / "hf" / "leaderboard.md").read_text()
+
+
+def test_the_papers_library_with_ac_is_in_the_ladder_and_flagged(tiny_library):
+    import copy
+
+    from lorareuse_plugin.library.manifest import load_library
+    from lorareuse_plugin.report.tables import to_markdown
+
+    manifest = copy.deepcopy(load_library(tiny_library).manifest)
+    manifest["experts"]["ac"] = dict(manifest["experts"]["target"], split="ac", contaminated=True)
+    entries = ladder(manifest)
+    labels = [e.label for e in entries]
+    assert "expert:ac" in labels
+    for m in ("delta_mean", "factor_mean", "svd", "ties", "dare", "arrow", "seq_arrow"):
+        assert f"{m}[hop1+hop2+ac]" in labels and f"{m}[hop1+hop2+target]" in labels
+    assert {e.group for e in entries if "ac" in e.experts} == {"expert", "library-3ac"}
+    cells = [
+        {
+            "library": "lib",
+            "entry": e.label,
+            "task": "lorareuse_twohop_f",
+            "mean": 0.5,
+            "ci95": 0.1,
+            "seeds": 1,
+            "experts": "+".join(e.experts),
+            "group": e.group,
+        }
+        for e in entries
+    ]
+    md = to_markdown(cells, [])
+    assert "| delta_mean[hop1+hop2+ac] ⚠ |" in md and "| delta_mean[hop1+hop2+target] |" in md
+    assert "contaminated by design" in md
