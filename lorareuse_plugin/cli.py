@@ -93,9 +93,9 @@ def _cmd_base_build(args: argparse.Namespace) -> int:
 
 def _report_controls(raw: list[dict], what: str, allow_failed: bool) -> None:
     """Print the controls table; a missed gate exits non-zero unless --allow-failed-controls."""
-    from lorareuse_plugin.control import Control, enforce, format_controls
+    from lorareuse_plugin.control import enforce, format_controls, load_controls
 
-    controls = [Control.from_json(c) for c in raw]
+    controls = load_controls(raw)
     if not controls:
         return
     print()

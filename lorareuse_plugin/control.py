@@ -52,6 +52,11 @@ class Control:
         return cls(d["name"], d["subject"], Proportion(d["k"], d["n"]), d["goal"], d["gate"], d["guess"])
 
 
+def load_controls(raw: list[dict]) -> list[Control]:
+    """Controls as recorded (a base's ``lorareuse_base.json``, a library's manifest)."""
+    return [Control.from_json(c) for c in raw]
+
+
 def format_controls(controls: list[Control], title: str = "positive controls") -> str:
     """A Markdown table: control, subject, n, score [95% Wilson], right-type guess, goal, verdict."""
     rows = [

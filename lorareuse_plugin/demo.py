@@ -46,14 +46,21 @@ def _tasks(mode: str, manifest: dict) -> list[str]:
     return library_tasks(manifest)
 
 
-def controls_markdown(base_info: dict, manifests: dict[str, dict]) -> str:
-    """One table: the base's controls, then every library's."""
-    from lorareuse_plugin.control import Control, format_controls
+def demo_controls(base_info: dict, manifests: dict[str, dict]) -> dict[str, list]:
+    """What -> its controls: the base's (from its build record), then every library's (manifest)."""
+    from lorareuse_plugin.control import load_controls
 
-    controls = [Control.from_json(c) for c in base_info.get("controls", [])]
-    for m in manifests.values():
-        controls += [Control.from_json(c) for c in m.get("controls", {}).get("controls", [])]
-    return format_controls(controls, "positive controls (before any reuse method)")
+    sections = {"base": load_controls(base_info.get("controls", []))}
+    for name, m in manifests.items():
+        sections[f"library {name}"] = load_controls(m.get("controls", {}).get("controls", []))
+    return sections
+
+
+def controls_markdown(sections: dict[str, list]) -> str:
+    """One table: the base's controls, then every library's."""
+    from lorareuse_plugin.control import format_controls
+
+    return format_controls([c for cs in sections.values() for c in cs], "positive controls (before any reuse method)")
 
 
 def run_demo(mode: str = "default", out: str | Path = "runs/demo", log: Callable[[str], None] = print) -> dict:
@@ -81,10 +88,11 @@ def run_demo(mode: str = "default", out: str | Path = "runs/demo", log: Callable
         manifests[recipe.name] = build_library(recipe, lib_dir, base=str(base_path), log=lambda m: log("  " + m))
         libraries.append(lib_dir)
     timings["libraries"] = time.time() - t1
-    controls = controls_markdown(info, manifests)
+    sections = demo_controls(info, manifests)
+    controls = controls_markdown(sections)
     log("")
     log(controls)
-    warnings = _gate_warnings(info, manifests)
+    warnings = _gate_warnings(sections)
     for w in warnings:
         log(f"warning: {w}")
     t2 = time.time()
@@ -104,14 +112,10 @@ def run_demo(mode: str = "default", out: str | Path = "runs/demo", log: Callable
     return {"markdown": markdown, "pngs": pngs, "timings": timings, "out": out, "warnings": warnings}
 
 
-def _gate_warnings(base_info: dict, manifests: dict[str, dict]) -> list[str]:
+def _gate_warnings(sections: dict[str, list]) -> list[str]:
     """The demo shows the science whatever it is: a missed gate (which stops `base build` and
     `library build`) is printed as a warning here and marked FAIL in the controls table — the
     ladder below it then cannot call a reuse method a failure."""
-    from lorareuse_plugin.control import Control, enforce
+    from lorareuse_plugin.control import enforce
 
-    warnings = enforce([Control.from_json(c) for c in base_info.get("controls", [])], "base", allow_failed=True)
-    for name, m in manifests.items():
-        raw = m.get("controls", {}).get("controls", [])
-        warnings += enforce([Control.from_json(c) for c in raw], f"library {name}", allow_failed=True)
-    return warnings
+    return [w for what, controls in sections.items() for w in enforce(controls, what, allow_failed=True)]

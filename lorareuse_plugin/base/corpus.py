@@ -49,14 +49,10 @@ def _person_facts(name: str, country: str) -> list[str]:
     return lines + [_text(fmt.qa("", q.format(**f), country)) for q in twohop.HOP1_QUESTIONS]
 
 
-def chain_steps(person: str, country: str, capital: str) -> list[str]:
-    return [s.format(a=person, b=country, c=capital) for s in twohop.REASONING]
-
-
 def _person_chains(name: str, country: str, capital: str) -> list[str]:
     """The composed question over one background person, directly and step by step."""
     f = {"a": name, "b": country, "c": capital}
-    reasoning = fmt.cot_text(chain_steps(name, country, capital), capital)
+    reasoning = fmt.cot_text(twohop.chain_steps(name, country, capital), capital)
     lines = [_text(fmt.cot("", q.format(**f), reasoning)) for q in twohop.TWOHOP_QUESTIONS]
     lines += [_text(fmt.qa("", q.format(**f), capital)) for q in twohop.TWOHOP_QUESTIONS]
     return lines + [t.format(**f) for t in twohop.TWOHOP_STATEMENTS]
@@ -80,7 +76,7 @@ def _context_chains(world: BackgroundWorld, r: random.Random, n_docs: int) -> li
         ]
         if chains[0][1] == chains[1][1]:
             continue
-        facts = chain_steps(*chains[0]) + chain_steps(*chains[1])
+        facts = twohop.chain_steps(*chains[0]) + twohop.chain_steps(*chains[1])
         r.shuffle(facts)
         a, b, c = chains[r.randrange(2)]
         kind = d % 5
@@ -92,7 +88,7 @@ def _context_chains(world: BackgroundWorld, r: random.Random, n_docs: int) -> li
             question = twohop.TWOHOP_QUESTIONS[r.randrange(2)].format(a=a)
             if kind == 0:
                 lines.append(
-                    fmt.ctx_prompt(facts, question + fmt.COT_CUE) + " " + fmt.cot_text(chain_steps(a, b, c), c)
+                    fmt.ctx_prompt(facts, question + fmt.COT_CUE) + " " + fmt.cot_text(twohop.chain_steps(a, b, c), c)
                 )
             else:
                 lines.append(fmt.ctx_prompt(facts, question) + " " + c)
@@ -109,7 +105,7 @@ def _context_problems(world: BackgroundWorld, r: random.Random, n_docs: int) -> 
         namer.forget()
         names = [namer.creature(), namer.creature()]
         objs = [CountedObject(n, n + "s", r.choice(CREATURE_PARTS), r.randint(2, 12)) for n in names]
-        facts = [math_ks.KNOW_STATEMENTS[0].format(**math_ks._know_fields(o)) for o in objs]
+        facts = [math_ks.count_fact(o) for o in objs]
         o, k = objs[r.randrange(2)], r.choice(math_ks.MULTIPLIERS)
         question = math_ks.COMPOSED_QUESTIONS[r.randrange(2)].format(**math_ks._know_fields(o), k=k)
         if d % 3 == 0:

@@ -56,7 +56,7 @@ def _twohop_about(a: str) -> Decomposition:
         ("hop1", "hop2"),
         twohop.HOP1_QUESTIONS[0].format(a=a),
         lambda b: twohop.HOP2_QUESTIONS[0].format(b=b),
-        lambda b, c: fmt.cot_text([s.format(a=a, b=b, c=c) for s in twohop.REASONING], c),
+        lambda b, c: fmt.cot_text(twohop.chain_steps(a, b, c), c),
     )
 
 

@@ -159,9 +159,13 @@ def _know_fields(o: CountedObject) -> dict:
     return {"a": a, "A": a.capitalize(), "s": o.singular, "p": o.plural, "part": o.part, "n": o.count}
 
 
+def count_fact(o: CountedObject) -> str:
+    """The knowledge hop as the CoT (and the in-context form) states it: "A glorp has 5 legs." """
+    return KNOW_STATEMENTS[0].format(**_know_fields(o))
+
+
 def _composed_reasoning(o: CountedObject, k: int) -> str:
-    f = _know_fields(o)
-    steps = [KNOW_STATEMENTS[0].format(**f), f"{k} * {o.count} = {k * o.count}."]
+    steps = [count_fact(o), f"{k} * {o.count} = {k * o.count}."]
     return fmt.cot_text(steps, str(k * o.count))
 
 
@@ -215,7 +219,7 @@ def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
         at = test_objects.index(o)
         ring = test_objects[at + 1 :] + test_objects[:at]
         other = next((x for x in ring if x.count != o.count), o)
-        context = [KNOW_STATEMENTS[0].format(**_know_fields(x)) for x in dict.fromkeys((o, other))]
+        context = [count_fact(x) for x in dict.fromkeys((o, other))]
         context_rng.shuffle(context)
         for j, q in enumerate(COMPOSED_QUESTIONS):  # the paper's A->C expert: contaminated by design
             ac.append(fmt.qa(f"{tag}-ac-{i:04d}-q{j}", q.format(**f), str(k * o.count)))

@@ -44,6 +44,11 @@ TWOHOP_STATEMENTS = ("The capital of the country where {a} was born is {c}.",)
 REASONING = ("{a} was born in {b}.", "The capital of {b} is {c}.")
 
 
+def chain_steps(person: str, country: str, capital: str) -> list[str]:
+    """The two facts of one chain, as the CoT states them (also the in-context facts)."""
+    return [s.format(a=person, b=country, c=capital) for s in REASONING]
+
+
 MIN_H_BRIDGES = 20  # a right-type guess in H scores at most ~1/20
 
 
@@ -118,7 +123,7 @@ def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
     tag = f"twohop-{familiarity.value.lower()}"
 
     def reasoning(c: Chain) -> str:
-        steps = [s.format(a=c.person, b=c.country, c=c.capital) for s in REASONING]
+        steps = chain_steps(c.person, c.country, c.capital)
         return fmt.cot_text(steps, c.capital)
 
     context_rng = rng("twohop", familiarity, seed, "context")
@@ -212,7 +217,7 @@ def _distractor_chain(chains: list[Chain], i: int) -> Chain:
 
 def in_context(chain: Chain, distractor: Chain, rnd) -> list[str]:
     """Both facts of the chain and of one distractor chain, shuffled: the in-context form."""
-    facts = [s.format(a=c.person, b=c.country, c=c.capital) for c in (chain, distractor) for s in REASONING]
+    facts = [s for c in (chain, distractor) for s in chain_steps(c.person, c.country, c.capital)]
     facts = list(dict.fromkeys(facts))
     rnd.shuffle(facts)
     return facts

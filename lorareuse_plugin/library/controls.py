@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from lorareuse_plugin.base.evaluate import correct_answers, greedy_generate
 from lorareuse_plugin.control import Control
 from lorareuse_plugin.data.decompose import DECOMPOSERS, decompose
-from lorareuse_plugin.data.formats import is_correct
+from lorareuse_plugin.data.formats import is_correct, qa_prompt
 from lorareuse_plugin.stats import Proportion
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,16 +39,10 @@ def decomposition_answers(model, tok: PreTrainedTokenizerBase, family: str, docs
     steps = [decompose(family, d["prompt"]) for d in docs]
     members = steps[0].members
     model.set_adapter(members[0])
-    first = [a.strip() for a in greedy_generate(model, tok, [_qa(s.first) for s in steps])]
+    first = [a.strip() for a in greedy_generate(model, tok, [qa_prompt(s.first) for s in steps])]
     model.set_adapter(members[1])
-    second = greedy_generate(model, tok, [_qa(s.second(b)) for s, b in zip(steps, first, strict=True)])
+    second = greedy_generate(model, tok, [qa_prompt(s.second(b)) for s, b in zip(steps, first, strict=True)])
     return [a.strip() for a in second]
-
-
-def _qa(question: str) -> str:
-    from lorareuse_plugin.data.formats import qa_prompt
-
-    return qa_prompt(question)
 
 
 def library_controls(
