@@ -315,7 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     lv.set_defaults(handler=_cmd_library_verify)
 
     demo = sub.add_parser("demo", help="the whole pipeline on the embedded default base (cached)")
-    demo.add_argument("--quick", action="store_true", help="one small two-hop F library, four methods (~2 min)")
+    demo.add_argument(
+        "--quick", action="store_true", help="one small two-hop F library (members + union), four methods (~2 min)"
+    )
     demo.add_argument("--full", action="store_true", help="all six full-size libraries, every task form")
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     demo.set_defaults(handler=_cmd_demo)

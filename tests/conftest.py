@@ -80,7 +80,7 @@ TINY_RECIPE = {
     "base": "test",
     "data": {"family": "twohop", "familiarity": "F", "seed": 0, "n_test": 4, "n_target": 3},
     "defaults": {"rank": 4, "alpha": 8, "epochs": 2, "lr": 5e-3, "batch_size": 8},
-    "experts": {"hop1": {}, "hop2": {}, "target": {}, "union": {}, "oracle": {}},
+    "experts": {"hop1": {}, "hop2": {}, "target": {}, "union": {"replay": 0.5}, "oracle": {}},
 }
 
 

@@ -455,6 +455,13 @@ CLI_CASES = [
         recipe=_recipe(_set(["data", "familiarity"], "Z")),
     ),
     Case(
+        "recipe-negative-replay",
+        "replay=-0.5 is invalid",
+        "a number from 0 to 4",
+        BUILD,
+        recipe=_recipe(_set(["experts", "hop1"], {"replay": -0.5})),
+    ),
+    Case(
         "recipe-bad-size",
         "data: n_test=0 is invalid",
         "integer >= 1",

@@ -47,6 +47,11 @@ def cot(rec_id: str, question: str, reasoning: str) -> dict:
     return _prompted(rec_id, "cot", cot_prompt(question), reasoning)
 
 
+def ctx_cot(rec_id: str, facts: list[str], question: str, reasoning: str) -> dict:
+    """Chain of thought over facts stated in the prompt (the in-context CoT form)."""
+    return _prompted(rec_id, "cot", ctx_prompt(facts, question + COT_CUE), reasoning)
+
+
 def eval_doc(
     doc_id: str,
     question: str,

@@ -129,6 +129,7 @@ def build_library(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lorareuse_plugin.base.evaluate import accuracy
+    from lorareuse_plugin.library.replay import replay_count, replay_records
     from lorareuse_plugin.library.train import train_expert
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -180,7 +181,9 @@ def build_library(
             except LibraryError as e:
                 log(f"expert {expert.name}: {e} -> retraining")
         started = time.time()
-        peft_model, loss = train_expert(model, tok, ds.splits[expert.split], expert, seed=spec.seed, progress=progress)
+        own = ds.splits[expert.split]
+        replay = replay_records(replay_count(expert.replay, len(own)), spec.seed, spec.family)
+        peft_model, loss = train_expert(model, tok, own + replay, expert, seed=spec.seed, progress=progress)
         train_seconds = time.time() - started
         probes = {
             s: round(accuracy(peft_model, tok, ds.splits[s]), 4)
@@ -197,7 +200,8 @@ def build_library(
             "split": expert.split,
             "seed": spec.seed,
             "data_hash": ds.hashes[expert.split],
-            "records": len(ds.splits[expert.split]),
+            "records": len(own),
+            "replay_records": len(replay),
             **expert.hparams(),
             "files": files,
             "weights_hash": files["adapter_model.safetensors"],
@@ -215,7 +219,9 @@ def build_library(
         manifest[INCOMPLETE]["experts"].remove(expert.name)
         write_manifest(out, manifest)
         log(
-            f"expert {expert.name}: {len(ds.splits[expert.split])} records, loss {loss:.3f}, "
+            f"expert {expert.name}: {len(own)} records"
+            + (f" + {len(replay)} replay" if replay else "")
+            + f", loss {loss:.3f}, "
             f"own probe {' '.join(f'{k}={v:.2f}' for k, v in probes.items())}, test {test_em:.2f}, "
             f"{train_seconds:.0f} s"
         )

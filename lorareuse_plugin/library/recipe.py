@@ -19,7 +19,8 @@ from lorareuse_plugin.errors import ConfigError
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 FORBIDDEN_TARGETS = ("lm_head", "embed_tokens", "wte", "wpe", "embed_in", "embed_out")
-_EXPERT_KEYS = {"split", "rank", "alpha", "targets", "epochs", "lr", "batch_size"}
+_EXPERT_KEYS = {"split", "rank", "alpha", "targets", "epochs", "lr", "batch_size", "replay"}
+MAX_REPLAY = 4.0
 _TOP_KEYS = {"name", "base", "data", "defaults", "experts"}
 
 
@@ -33,10 +34,13 @@ class ExpertRecipe:
     epochs: int = 40
     lr: float = 5e-3
     batch_size: int = 16
+    replay: float = 0.0  # replay records per own record (library.replay); 0 = own data only
 
     def hparams(self) -> dict:
         d = dataclasses.asdict(self)
         d["targets"] = list(self.targets)
+        if not self.replay:
+            del d["replay"]  # keeps the keys of experts trained before replay existed
         return d
 
 
@@ -84,6 +88,14 @@ def _expert(where: str, name: str, raw: object, defaults: dict, splits: tuple[st
             _positive(where, key, merged[key], int)
     if "lr" in merged:
         _positive(where, "lr", merged["lr"], float)
+    if "replay" in merged:
+        v = merged["replay"]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= MAX_REPLAY:
+            raise ConfigError(
+                f"{where}: replay={v!r} is invalid: it must be a number from 0 to {MAX_REPLAY:g} "
+                "(replay records per own training record; 0.5 in the shipped recipes)"
+            )
+        merged["replay"] = float(v)
     targets = merged.get("targets", DEFAULT_TARGETS)
     if isinstance(targets, str) or not targets or not all(isinstance(t, str) and t for t in targets):
         raise ConfigError(f"{where}: targets must be a non-empty list of module names, e.g. [q_proj, v_proj]")
