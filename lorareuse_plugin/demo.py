@@ -75,6 +75,7 @@ def run_demo(mode: str = "default", out: str | Path = "runs/demo", log: Callable
     from lorareuse_plugin.library.build import build_library
     from lorareuse_plugin.library.manifest import load_library
     from lorareuse_plugin.report.leaderboard import run_leaderboard
+    from lorareuse_plugin.report.quiet import each_warning_once
 
     out = Path(out).resolve()
     timings: dict[str, float] = {}
@@ -105,12 +106,15 @@ def run_demo(mode: str = "default", out: str | Path = "runs/demo", log: Callable
     summaries = []
     methods = QUICK_METHODS if mode == "quick" else None
     board = out / "leaderboard"
-    for lib_dir in libraries:  # one call per library: each has its own task list
-        tasks = _tasks(mode, load_library(lib_dir).manifest)
-        log(f"== leaderboard {lib_dir.name}: {len(tasks)} tasks")
-        summaries.append(
-            run_leaderboard([lib_dir], board / lib_dir.name, methods=methods, tasks=tasks, log=lambda m: log("  " + m))
-        )
+    with each_warning_once():  # once for the whole demo, not once per library
+        for lib_dir in libraries:  # one call per library: each has its own task list
+            tasks = _tasks(mode, load_library(lib_dir).manifest)
+            log(f"== leaderboard {lib_dir.name}: {len(tasks)} tasks")
+            summaries.append(
+                run_leaderboard(
+                    [lib_dir], board / lib_dir.name, methods=methods, tasks=tasks, log=lambda m: log("  " + m)
+                )
+            )
     timings["leaderboard"] = time.time() - t2
     timings["total"] = time.time() - t0
     markdown = "\n".join([controls, ""] + [s["markdown"] for s in summaries])

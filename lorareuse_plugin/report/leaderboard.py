@@ -276,26 +276,29 @@ def run_leaderboard(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot write to --out {out}: {e.strerror}") from None
+    from lorareuse_plugin.report.quiet import each_warning_once
+
     rows: list[dict] = []
     base_cache: dict = {}
-    for lib in libs:
-        for seed in seeds or [lib.manifest["data"]["seed"]]:
-            lib_s = library_for_seed(lib, seed, log)
-            lib_tasks = tasks or library_tasks(lib_s.manifest)
-            entries = ladder(lib_s.manifest, methods)
-            runs_dir = out / "runs" / library_label(lib_s.manifest) / f"seed{seed}"
-            rows += run_library(
-                lib_s,
-                entries,
-                lib_tasks,
-                runs_dir,
-                base_cache=base_cache,
-                backend=backend,
-                batch_size=batch_size,
-                device=device,
-                limit=limit,
-                log=log,
-            )
+    with each_warning_once():  # lm-eval repeats the same advice on every run of a ladder
+        for lib in libs:
+            for seed in seeds or [lib.manifest["data"]["seed"]]:
+                lib_s = library_for_seed(lib, seed, log)
+                lib_tasks = tasks or library_tasks(lib_s.manifest)
+                entries = ladder(lib_s.manifest, methods)
+                runs_dir = out / "runs" / library_label(lib_s.manifest) / f"seed{seed}"
+                rows += run_library(
+                    lib_s,
+                    entries,
+                    lib_tasks,
+                    runs_dir,
+                    base_cache=base_cache,
+                    backend=backend,
+                    batch_size=batch_size,
+                    device=device,
+                    limit=limit,
+                    log=log,
+                )
     cells = aggregate(rows)
     gap_rows = gaps(cells)
     summary = {"backend": backend, "seeds": seeds, "rows": rows, "cells": cells, "composition_gap": gap_rows}

@@ -1,0 +1,46 @@
+"""Say each lm-eval warning once per leaderboard, not once per run.
+
+A ladder is dozens of in-process ``simple_evaluate`` calls; lm-eval repeats the same advice on
+every one ("Custom kwargs can be passed to `--metadata`…" per task, "`pretrained` model kwarg is
+not of type `str`…" per model) — 232 lines for one two-hop F ladder, which buried the results.
+The first of each distinct message still gets through; nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+
+LM_EVAL_LOGGERS = ("lm_eval.api.task", "lm_eval.models.huggingface", "lm_eval.evaluator")
+
+
+class OncePerMessage(logging.Filter):
+    """Lets a message through the first time; a message that differs only in its leading
+    ``<task name>: `` (lm-eval prefixes per-task advice so) counts as the same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = re.sub(r"^\S+: ", "", record.getMessage())
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+@contextlib.contextmanager
+def each_warning_once(names: tuple[str, ...] = LM_EVAL_LOGGERS) -> Iterator[OncePerMessage]:
+    """Within the block, each distinct message on these loggers is emitted once."""
+    once = OncePerMessage()
+    loggers = [logging.getLogger(n) for n in names]
+    for lg in loggers:
+        lg.addFilter(once)
+    try:
+        yield once
+    finally:
+        for lg in loggers:
+            lg.removeFilter(once)

@@ -1,0 +1,28 @@
+import logging
+
+from lorareuse_plugin.report.quiet import LM_EVAL_LOGGERS, each_warning_once
+
+
+def test_lm_eval_logs_its_repeated_advice_on_the_loggers_we_quiet():
+    import lm_eval.api.task
+    import lm_eval.models.huggingface
+
+    assert lm_eval.api.task.eval_logger.name in LM_EVAL_LOGGERS
+    assert lm_eval.models.huggingface.eval_logger.name in LM_EVAL_LOGGERS
+
+
+def test_each_distinct_warning_is_said_once_inside_and_every_time_outside(caplog):
+    task_logger = logging.getLogger("lm_eval.api.task")
+    caplog.set_level(logging.WARNING)
+    with each_warning_once():
+        for _ in range(5):
+            task_logger.warning("Custom kwargs can be passed to `--metadata`")
+        task_logger.warning("lorareuse_twohop_f_cot: Custom kwargs can be passed to `--metadata`")  # per-task prefix
+        task_logger.warning("another message")
+        with each_warning_once():  # nested (demo around leaderboard): still once overall
+            task_logger.warning("Custom kwargs can be passed to `--metadata`")
+    task_logger.warning("Custom kwargs can be passed to `--metadata`")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.count("Custom kwargs can be passed to `--metadata`") == 2
+    assert messages.count("another message") == 1
+    assert not task_logger.filters
