@@ -71,14 +71,14 @@ def _context_chains(world: BackgroundWorld, r: random.Random, n_docs: int) -> li
         countries = [namer.country(), namer.country()]
         cities = [namer.city(), namer.city()]
         chains = [
-            (p, pl.name, pl.capital) if pl else (p, countries[i], cities[i])
+            twohop.Chain(p, pl.name, pl.capital) if pl else twohop.Chain(p, countries[i], cities[i])
             for i, (p, pl) in enumerate(zip(people, places, strict=True))
         ]
-        if chains[0][1] == chains[1][1]:
+        if chains[0].country == chains[1].country:
             continue
-        facts = twohop.chain_steps(*chains[0]) + twohop.chain_steps(*chains[1])
-        r.shuffle(facts)
-        a, b, c = chains[r.randrange(2)]
+        facts = twohop.in_context(*chains, r)
+        ch = chains[r.randrange(2)]
+        a, b, c = ch.person, ch.country, ch.capital
         kind = d % 5
         if kind == 3:
             lines.append(fmt.ctx_prompt(facts, twohop.HOP1_QUESTIONS[r.randrange(3)].format(a=a)) + " " + b)
@@ -87,9 +87,7 @@ def _context_chains(world: BackgroundWorld, r: random.Random, n_docs: int) -> li
         else:
             question = twohop.TWOHOP_QUESTIONS[r.randrange(2)].format(a=a)
             if kind == 0:
-                lines.append(
-                    fmt.ctx_prompt(facts, question + fmt.COT_CUE) + " " + fmt.cot_text(twohop.chain_steps(a, b, c), c)
-                )
+                lines.append(_text(fmt.ctx_cot("", facts, question, fmt.cot_text(twohop.chain_steps(a, b, c), c))))
             else:
                 lines.append(fmt.ctx_prompt(facts, question) + " " + c)
     return lines
@@ -109,7 +107,7 @@ def _context_problems(world: BackgroundWorld, r: random.Random, n_docs: int) -> 
         o, k = objs[r.randrange(2)], r.choice(math_ks.MULTIPLIERS)
         question = math_ks.COMPOSED_QUESTIONS[r.randrange(2)].format(**math_ks._know_fields(o), k=k)
         if d % 3 == 0:
-            lines.append(fmt.ctx_prompt(facts, question + fmt.COT_CUE) + " " + math_ks._composed_reasoning(o, k))
+            lines.append(_text(fmt.ctx_cot("", facts, question, math_ks._composed_reasoning(o, k))))
         else:
             lines.append(fmt.ctx_prompt(facts, question) + f" {k * o.count}")
     return lines

@@ -30,6 +30,7 @@ from lorareuse_plugin.library.manifest import (
     write_manifest,
 )
 from lorareuse_plugin.library.recipe import ExpertRecipe, Recipe
+from lorareuse_plugin.library.replay import REPLAY_VERSION, replay_count, replay_records
 
 DTYPES = ("float32", "bfloat16", "float16")
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
@@ -53,6 +54,8 @@ def expert_key(base: BaseRef, data_hash: str, expert: ExpertRecipe, seed: int) -
         "base": [base.config_hash, base.weights_hash],
         "data": data_hash,
         "hparams": expert.hparams(),
+        # what the replay generator writes is part of what the expert learned
+        **({"replay": REPLAY_VERSION} if expert.replay else {}),
         "seed": seed,
         "v": FORMAT_VERSION,
     }
@@ -129,7 +132,6 @@ def build_library(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lorareuse_plugin.base.evaluate import accuracy
-    from lorareuse_plugin.library.replay import replay_count, replay_records
     from lorareuse_plugin.library.train import train_expert
 
     if device == "cuda" and not torch.cuda.is_available():

@@ -13,8 +13,6 @@ data alone.
 
 from __future__ import annotations
 
-import functools
-
 from lorareuse_plugin.data import formats as fmt
 from lorareuse_plugin.data import math_ks, twohop
 from lorareuse_plugin.world.seeding import rng
@@ -31,15 +29,11 @@ def replay_records(n: int, seed: int, family: str) -> list[dict]:
     """``n`` replay records for a library of ``family`` and seed ``seed``: half copying a new
     name, half the family's chain of thought over facts given in the prompt. The same sequence
     for every expert of a library (an expert with more data gets a longer prefix)."""
-    return list(_replay(seed, n, "twohop" if family == "twohop" else "math"))
-
-
-@functools.lru_cache(maxsize=8)
-def _replay(seed: int, n: int, procedure: str) -> tuple[dict, ...]:
     from lorareuse_plugin.world.background import background_world, fresh_namer
     from lorareuse_plugin.world.facts import CountedObject
     from lorareuse_plugin.world.names import CREATURE_PARTS
 
+    procedure = "twohop" if family == "twohop" else "math"
     world = background_world()
     namer = fresh_namer(world, f"replay-{seed}")
     r = rng("replay", REPLAY_VERSION, seed, procedure)
@@ -51,16 +45,16 @@ def _replay(seed: int, n: int, procedure: str) -> tuple[dict, ...]:
             name = namer.person()
             out.append(fmt.qa(rid, f"Repeat the name {name}.", name))
         elif procedure == "twohop":  # two chains in context, one asked with chain of thought
-            chains = [(namer.person(), namer.country(), namer.city()) for _ in range(2)]
-            facts = [s for c in chains for s in twohop.chain_steps(*c)]
-            r.shuffle(facts)
-            a, b, c = chains[r.randrange(2)]
-            question = twohop.TWOHOP_QUESTIONS[r.randrange(2)].format(a=a)
-            out.append(fmt.ctx_cot(rid, facts, question, fmt.cot_text(twohop.chain_steps(a, b, c), c)))
+            chains = [twohop.Chain(namer.person(), namer.country(), namer.city()) for _ in range(2)]
+            facts = twohop.in_context(*chains, r)
+            ch = chains[r.randrange(2)]
+            question = twohop.TWOHOP_QUESTIONS[r.randrange(2)].format(a=ch.person)
+            reasoning = fmt.cot_text(twohop.chain_steps(ch.person, ch.country, ch.capital), ch.capital)
+            out.append(fmt.ctx_cot(rid, facts, question, reasoning))
         else:  # a part count in context, one composed problem with chain of thought
             creature = namer.creature()
             o = CountedObject(creature, creature + "s", r.choice(CREATURE_PARTS), r.randint(2, 12))
             k = r.choice(math_ks.MULTIPLIERS)
             question = math_ks.COMPOSED_QUESTIONS[r.randrange(2)].format(**math_ks._know_fields(o), k=k)
             out.append(fmt.ctx_cot(rid, [math_ks.count_fact(o)], question, math_ks._composed_reasoning(o, k)))
-    return tuple(out)
+    return out

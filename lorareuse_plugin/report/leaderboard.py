@@ -21,6 +21,7 @@ from lorareuse_plugin.errors import ConfigError
 from lorareuse_plugin.io import write_bytes_atomic
 from lorareuse_plugin.library.manifest import Library, load_library
 from lorareuse_plugin.report.ladder import LadderEntry, ladder
+from lorareuse_plugin.report.quiet import each_warning_once
 from lorareuse_plugin.report.tables import aggregate, gaps, to_csv, to_markdown
 
 BACKENDS = ("hf", "vllm")
@@ -276,8 +277,6 @@ def run_leaderboard(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot write to --out {out}: {e.strerror}") from None
-    from lorareuse_plugin.report.quiet import each_warning_once
-
     rows: list[dict] = []
     base_cache: dict = {}
     with each_warning_once():  # lm-eval repeats the same advice on every run of a ladder

@@ -55,3 +55,16 @@ def test_a_library_build_mixes_replay_into_the_experts_that_ask_for_it(tiny_libr
     assert experts["union"]["replay"] == 0.5
     assert experts["union"]["replay_records"] == replay_count(0.5, experts["union"]["records"]) > 0
     assert experts["hop1"]["replay_records"] == 0 and "replay" not in experts["hop1"]
+
+
+def test_the_expert_key_follows_the_replay_generator_only_for_experts_that_replay(monkeypatch):
+    """A change to what replay writes must retrain the experts that learned from it, and no other."""
+    from lorareuse_plugin.base.resolve import BaseRef
+    from lorareuse_plugin.library import build
+
+    ref = BaseRef("base", "c" * 64, "w" * 64, "LlamaForCausalLM")
+    plain, replaying = ExpertRecipe("hop1", "hop1"), ExpertRecipe("hop1", "hop1", replay=0.5)
+    before = [build.expert_key(ref, "d" * 64, e, 0) for e in (plain, replaying)]
+    monkeypatch.setattr(build, "REPLAY_VERSION", build.REPLAY_VERSION + 1)
+    after = [build.expert_key(ref, "d" * 64, e, 0) for e in (plain, replaying)]
+    assert after[0] == before[0] and after[1] != before[1]
