@@ -179,9 +179,13 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.errors import ConfigError
     from lorareuse_plugin.report.leaderboard import run_leaderboard
 
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    except ValueError:
+        raise ConfigError(f"--seeds {args.seeds!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
     summary = run_leaderboard(
         args.library,
         args.out,
@@ -192,12 +196,16 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
         methods=tuple(args.methods.split(",")) if args.methods else None,
         tasks=args.tasks.split(",") if args.tasks else None,
         limit=args.limit,
+        claims_threshold=args.claims_threshold,
+        resamples=args.resamples,
     )
     out = Path(args.out).resolve()
     print(summary["markdown"])
+    print(summary["claims_markdown"])
     print(
         f"wrote {out / 'leaderboard.csv'}, {out / 'leaderboard.md'}, {out / 'leaderboard.png'}, "
-        f"{out / 'leaderboard.json'} and per-run lm-eval results under {out / 'runs'}"
+        f"{out / 'leaderboard.json'}, {out / 'claims.md'}, {out / 'claims.json'} and per-run lm-eval results "
+        f"under {out / 'runs'}"
     )
     return 0
 
@@ -216,16 +224,25 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         per_task=args.per_task,
         dtype=args.dtype,
         max_model_len=args.max_model_len,
+        tie_tolerance=args.tie_tolerance,
     )
-    ok = r["max_abs_dlogprob"] <= args.tol and r["greedy_agreement"] == 1.0 and r["routes_agree"]
+    ok = r["max_abs_dlogprob"] <= args.tol and r["real_differences"] == 0 and r["routes_agree"]
+    for d in r["disagreements"]:
+        print(
+            f"  {d['task']} doc {d['doc']}: hf {d['hf']!r} vs vllm {d['vllm']!r}; after {d['common_prefix']!r} "
+            f"hf prefers {d['hf_token']!r} by {d['margin_hf']:.2e} nats, vllm {d['vllm_token']!r} by "
+            f"{d['margin_vllm']:.2e} -> {d['class']}"
+        )
+    flips = len(r["disagreements"])
     print(
         f"{r['spec']}: max |Δ logprob| {r['max_abs_dlogprob']:.2e} over {r['loglikelihood_requests']} requests, "
-        f"greedy agreement {r['greedy_agreement']:.3f} over {r['generate_requests']}, "
+        f"greedy flips {flips}/{r['generate_requests']} ({flips / r['generate_requests']:.1%}: {r['near_ties']} near "
+        f"ties ≤ {r['tie_tolerance']:g} nats, {r['real_differences']} real differences), "
         f"routes {'agree' if r['routes_agree'] else 'DIFFER'} -> {'PASS' if ok else 'FAIL'} (tol {args.tol:g})"
     )
     print(json.dumps({**r, "tolerance": args.tol, "pass": ok}))
     if not ok:
-        print("lorareuse: error: the backends disagree beyond the tolerance (see the line above)", file=sys.stderr)
+        print("lorareuse: error: the backends disagree beyond the tolerance (see the lines above)", file=sys.stderr)
     return 0 if ok else 1
 
 
@@ -344,6 +361,15 @@ def build_parser() -> argparse.ArgumentParser:
     lb_.add_argument("--device", default="cpu", help="cpu | cuda")
     lb_.add_argument("--batch-size", type=int, default=32)
     lb_.add_argument("--limit", type=int, default=None, help="documents per task (debugging)")
+    lb_.add_argument(
+        "--claims-threshold",
+        type=float,
+        default=0.05,
+        help="smallest accuracy difference a claim counts (in [0, 1]; default 0.05)",
+    )
+    lb_.add_argument(
+        "--resamples", type=int, default=1000, help="bootstrap resamples for clustered items (>= 100; default 1000)"
+    )
     lb_.set_defaults(handler=_cmd_leaderboard)
 
     pa = sub.add_parser("parity", help="serve one spec on lorareuse-hf and lorareuse-vllm and compare them")
@@ -352,10 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--experts", default=None, help="experts joined by '+' (default: all)")
     pa.add_argument("--weights", default=None, help="one weight per expert joined by '+'")
     pa.add_argument("--param", action="append", help="method parameter name=value (repeatable)")
-    pa.add_argument("--per-task", type=int, default=4, help="probe documents per task (default 4)")
+    pa.add_argument("--per-task", type=int, default=None, help="documents per task (default: whole tasks)")
     pa.add_argument("--dtype", default="float32")
     pa.add_argument("--max-model-len", type=int, default=512)
     pa.add_argument("--tol", type=float, default=1e-4, help="max |Δ logprob| allowed (default 1e-4, fp32)")
+    pa.add_argument(
+        "--tie-tolerance",
+        type=float,
+        default=1e-3,
+        help="a greedy flip is a near tie when each backend prefers its token by at most this (nats; default 1e-3)",
+    )
     pa.set_defaults(handler=_cmd_parity)
 
     sv = sub.add_parser("serve", help="vLLM's OpenAI server with every expert and merge as a named LoRA module")

@@ -74,7 +74,7 @@ def run_demo(mode: str = "default", out: str | Path = "runs/demo", log: Callable
     from lorareuse_plugin.base.sanity import format_report
     from lorareuse_plugin.library.build import build_library
     from lorareuse_plugin.library.manifest import load_library
-    from lorareuse_plugin.report.leaderboard import run_leaderboard
+    from lorareuse_plugin.report.leaderboard import run_leaderboard, write_summary
     from lorareuse_plugin.report.quiet import each_warning_once
 
     out = Path(out).resolve()
@@ -115,9 +115,11 @@ def run_demo(mode: str = "default", out: str | Path = "runs/demo", log: Callable
                     [lib_dir], board / lib_dir.name, methods=methods, tasks=tasks, log=lambda m: log("  " + m)
                 )
             )
+        # one summary over every library: the claims compare F, H and R (C3) and share one Holm family
+        combined = write_summary([r for s in summaries for r in s["rows"]], board)
     timings["leaderboard"] = time.time() - t2
     timings["total"] = time.time() - t0
-    markdown = "\n".join([controls, ""] + [s["markdown"] for s in summaries])
+    markdown = "\n".join([controls, ""] + [s["markdown"] for s in summaries] + [combined["claims_markdown"]])
     pngs = [board / d.name / "leaderboard.png" for d in libraries]
     return {"markdown": markdown, "pngs": pngs, "timings": timings, "out": out, "warnings": warnings}
 

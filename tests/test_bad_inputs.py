@@ -193,6 +193,7 @@ MERGE = ("merge", "--library", "{lib}", "--experts", "hop1,hop2", "--out", "{out
 VERIFY = ("library", "verify", "{lib}")
 BUILD = ("library", "build", "{recipe}", "--base", "{base}", "--out", "{out}")
 EXPORT = ("data", "export", "--family", "twohop", "--out", "{out}")
+BOARD = ("leaderboard", "--library", "{lib}", "--out", "{out}")
 tiny_recipe = _recipe(lambda r: None)
 
 CLI_CASES = [
@@ -553,6 +554,17 @@ CLI_CASES = [
         (*EXPORT, "--familiarity", "F"),
         pre_out=_foreign_dir_at_out,
     ),
+    # -- leaderboard statistics: refused before any run starts or any file is written
+    Case("board-duplicate-seed", "repeats a seed", "list each seed once", (*BOARD, "--seeds", "0,1,0")),
+    Case("board-negative-seed", "has a negative seed", "world seeds are >= 0", (*BOARD, "--seeds", "0,-1")),
+    Case("board-seed-not-int", "is not a comma-separated list of integers", "e.g. 0,1,2", (*BOARD, "--seeds", "0,x")),
+    Case(
+        "board-threshold",
+        "--claims-threshold 1.5 is outside [0, 1]",
+        "such as 0.05",
+        (*BOARD, "--claims-threshold", "1.5"),
+    ),
+    Case("board-resamples", "--resamples 50 is too few", "at least 100", (*BOARD, "--resamples", "50")),
 ]
 
 

@@ -107,8 +107,9 @@ def number_distractors(answer: int, candidates: list[int], rnd: random.Random, k
 
 
 # The answer extractor of every generation task (the YAML templates carry the same pattern; a test
-# keeps them equal): the text after the last "answer is", else the first line, up to a period.
-ANSWER_REGEX = r"(?s)^\s*(?:.*answer is:?\s*)?([^\n.]+)"
+# keeps them equal): the text after the first "answer is" (any case), else the first line, up to a
+# period. The first, not the last: a model that goes on past its conclusion is judged by it.
+ANSWER_REGEX = r"(?is)^\s*(?:.*?answer is:?\s*)?([^\n.]+)"
 
 
 def extract_answer(response: str) -> str:

@@ -32,7 +32,8 @@ def dataset_args(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_docs(**kwargs: Any) -> dict[str, Any]:
-    """Return ``{"test": datasets.Dataset}`` for the split the task names."""
+    """Return ``{"test": …, "fewshot": …}`` for the split the task names: its documents, and
+    same-format examples over entities no test world contains."""
     import datasets  # lazy: importing the package stays cheap
 
     args = dataset_args(kwargs)
@@ -52,7 +53,13 @@ def load_docs(**kwargs: Any) -> dict[str, Any]:
             f"{PREFIX}split={split!r} is not an evaluation split of {ds.family.name}: "
             f"use one of {', '.join(ds.family.eval_splits)}"
         )
-    return {"test": datasets.Dataset.from_list(ds.splits[split])}
+    from lorareuse_plugin.data.fewshot import fewshot_docs
+
+    return {
+        "test": datasets.Dataset.from_list(ds.splits[split]),
+        # --num_fewshot draws from here, never from the test split (see data/fewshot.py)
+        "fewshot": datasets.Dataset.from_list(fewshot_docs(ds.family.name, split)),
+    }
 
 
 def _check_library_world(library: Any, spec) -> None:

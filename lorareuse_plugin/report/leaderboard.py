@@ -20,9 +20,11 @@ from pathlib import Path
 from lorareuse_plugin.errors import ConfigError
 from lorareuse_plugin.io import write_bytes_atomic
 from lorareuse_plugin.library.manifest import Library, load_library
+from lorareuse_plugin.report.claims import DEFAULT_THRESHOLD, check_threshold
 from lorareuse_plugin.report.ladder import LadderEntry, ladder
-from lorareuse_plugin.report.quiet import each_warning_once
+from lorareuse_plugin.report.quiet import each_warning_once, without_progress_bars
 from lorareuse_plugin.report.tables import aggregate, gaps, to_csv, to_markdown
+from lorareuse_plugin.stats.intervals import DEFAULT_RESAMPLES, MIN_RESAMPLES
 
 BACKENDS = ("hf", "vllm")
 SUMMARY = "leaderboard.json"
@@ -69,8 +71,9 @@ def library_for_seed(lib: Library, seed: int, log: Callable[[str], None]) -> Lib
     return load_library(out)
 
 
-def _rows(results: dict, lib: Library, entry: LadderEntry, tasks: list[str], backend: str) -> list[dict]:
+def _rows(results: dict, lib: Library, entry: LadderEntry, tasks: list[str], backend: str, run_dir: Path) -> list[dict]:
     from lorareuse_plugin.data.catalog import FORM_METRIC, task_specs
+    from lorareuse_plugin.report.items import read_items
 
     specs = {s.name: s for s in task_specs()}
     data = lib.manifest["data"]
@@ -90,12 +93,14 @@ def _rows(results: dict, lib: Library, entry: LadderEntry, tasks: list[str], bac
                 "method": entry.method,
                 "experts": "+".join(entry.experts),
                 "task": task,
+                "split": specs[task].split,
                 "form": specs[task].form,
                 "metric": metric,
                 "value": float(res[f"{metric},{filt}"]),
                 "stderr": stderr if isinstance(stderr, float) else None,
                 "n": results["n-samples"][task]["effective"],
                 "backend": backend,
+                "items": read_items(run_dir / f"samples_{task}.jsonl", metric),
             }
         )
     return rows
@@ -124,18 +129,37 @@ def _run_key(lib: Library, entry: LadderEntry, tasks: list[str], limit: int | No
 
     import lm_eval
 
+    from lorareuse_plugin import __version__ as lorareuse_version
     from lorareuse_plugin.data.build import GENERATOR_VERSION
+    from lorareuse_plugin.reuse.registry import get_method
 
     blob = {
         "manifest": lib.manifest_hash,
         "entry": [entry.method, list(entry.experts), entry.params],
+        "code": [lorareuse_version, get_method(entry.method.split(":")[0]).code_sha256],
         "tasks": tasks,
         "limit": limit,
         "backend": backend,
         "lm_eval": lm_eval.__version__,
         "generator": GENERATOR_VERSION,
+        "task_files": task_files_hash(),  # a changed stop sequence or extractor is a different run
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def task_files_hash() -> str:
+    """Hash of every task YAML, template and hook we ship."""
+    import hashlib
+
+    import lorareuse_plugin
+
+    digest = hashlib.sha256()
+    root = Path(lorareuse_plugin.TASKS_DIR)
+    for path in sorted(
+        p for p in root.rglob("*") if p.is_file() and (p.suffix in (".yaml", ".py") or p.name.endswith("_yaml"))
+    ):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def _cached_run(run_dir: Path, key: str) -> dict | None:
@@ -212,7 +236,7 @@ def run_library(
         key = _run_key(lib, entry, tasks, limit, served)
         cached = _cached_run(run_dir, key)
         if cached is not None:  # same spec, tasks, world and backend: the results on disk are this run's
-            rows += _rows(cached, lib, entry, tasks, served)
+            rows += _rows(cached, lib, entry, tasks, served, run_dir)
             log(f"[{i}/{len(entries)}] {library_label(lib.manifest)} {entry.label}: cached")
             continue
         lm = _entry_model(served, entry, lib, base_cache, batch_size, device)
@@ -220,8 +244,8 @@ def run_library(
             model=lm, tasks=tasks, task_manager=tm, limit=limit, bootstrap_iters=100, log_samples=True
         )
         results["lorareuse_run_key"] = key
-        new = _rows(results, lib, entry, tasks, served)
         _save_run(run_dir, results, lm)
+        new = _rows(results, lib, entry, tasks, served, run_dir)
         rows += new
         shown = " ".join(f"{r['task'].removeprefix('lorareuse_')}={r['value']:.2f}" for r in new)
         log(
@@ -246,9 +270,12 @@ def run_leaderboard(
     batch_size: int = 32,
     device: str = "cpu",
     limit: int | None = None,
+    claims_threshold: float = DEFAULT_THRESHOLD,
+    resamples: int = DEFAULT_RESAMPLES,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Run everything, write the four summary files, return the summary."""
+    """Run everything, write the summary files, return the summary."""
+    check_statistics(seeds, claims_threshold, resamples)
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r} is not available: use one of {', '.join(BACKENDS)}")
     if backend == "vllm":
@@ -279,7 +306,7 @@ def run_leaderboard(
         raise ConfigError(f"cannot write to --out {out}: {e.strerror}") from None
     rows: list[dict] = []
     base_cache: dict = {}
-    with each_warning_once():  # lm-eval repeats the same advice on every run of a ladder
+    with each_warning_once(), without_progress_bars():  # lm-eval repeats itself on every run of a ladder
         for lib in libs:
             for seed in seeds or [lib.manifest["data"]["seed"]]:
                 lib_s = library_for_seed(lib, seed, log)
@@ -298,17 +325,68 @@ def run_leaderboard(
                     limit=limit,
                     log=log,
                 )
-    cells = aggregate(rows)
+    return write_summary(
+        rows, out, backend=backend, seeds=seeds, claims_threshold=claims_threshold, resamples=resamples
+    )
+
+
+def check_statistics(seeds: list[int] | None, claims_threshold: float, resamples: int) -> None:
+    """Refuse bad statistical settings before any run is started or any file written."""
+    if seeds is not None:
+        if any(s < 0 for s in seeds):
+            raise ConfigError(f"--seeds {','.join(map(str, seeds))} has a negative seed: world seeds are >= 0")
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"--seeds {','.join(map(str, seeds))} repeats a seed: list each seed once")
+    check_threshold(claims_threshold)
+    if resamples < MIN_RESAMPLES:
+        raise ConfigError(f"--resamples {resamples} is too few for a bootstrap interval: use at least {MIN_RESAMPLES}")
+
+
+def write_summary(
+    rows: list[dict],
+    out: Path,
+    *,
+    backend: str = "hf",
+    seeds: list[int] | None = None,
+    claims_threshold: float = DEFAULT_THRESHOLD,
+    resamples: int = DEFAULT_RESAMPLES,
+) -> dict:
+    """Cells, gaps, paired comparisons and claims from the rows; every file replaced atomically.
+    Also called on several leaderboards' rows at once (the demo), so that C3 sees F, H and R."""
+    from lorareuse_plugin.report import comparisons as cmp
+    from lorareuse_plugin.report.claims import check_claims
+    from lorareuse_plugin.report.claims import to_markdown as claims_markdown
+
+    cells = aggregate(rows, resamples=resamples)
     gap_rows = gaps(cells)
-    summary = {"backend": backend, "seeds": seeds, "rows": rows, "cells": cells, "composition_gap": gap_rows}
+    paired = cmp.comparisons(rows, cells, resamples=resamples)
+    claims = check_claims(rows, cells, threshold=claims_threshold, resamples=resamples)
+    summary = {
+        "backend": backend,
+        "seeds": seeds,
+        "claims_threshold": claims_threshold,
+        "resamples": resamples,
+        "rows": [{**r, "items": r["items"].to_json()} for r in rows],
+        "cells": cells,
+        "composition_gap": gap_rows,
+        "paired": paired,
+        "claims": claims,
+    }
     write_bytes_atomic(out / "leaderboard.csv", to_csv(cells, gap_rows).encode())
-    markdown = to_markdown(cells, gap_rows)
+    markdown = to_markdown(cells, gap_rows) + "\n" + cmp.to_markdown(paired)
     write_bytes_atomic(out / "leaderboard.md", markdown.encode())
+    claims_md = claims_markdown(claims, claims_threshold)
+    write_bytes_atomic(out / "claims.md", claims_md.encode())
+    write_bytes_atomic(
+        out / "claims.json", (json.dumps({"threshold": claims_threshold, "claims": claims}, indent=1) + "\n").encode()
+    )
     from lorareuse_plugin.report.plot import plot
 
     tmp_png = out / ".leaderboard.png.tmp"
     plot(cells, tmp_png)
     tmp_png.replace(out / "leaderboard.png")
     write_bytes_atomic(out / SUMMARY, (json.dumps(summary, indent=1) + "\n").encode())
+    summary["rows"] = rows  # in memory: items as ``Items`` (the JSON file holds their plain form)
     summary["markdown"] = markdown
+    summary["claims_markdown"] = claims_md
     return summary

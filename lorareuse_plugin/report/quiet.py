@@ -44,3 +44,27 @@ def each_warning_once(names: tuple[str, ...] = LM_EVAL_LOGGERS) -> Iterator[Once
     finally:
         for lg in loggers:
             lg.removeFilter(once)
+
+
+@contextlib.contextmanager
+def without_progress_bars() -> Iterator[None]:
+    """Within the block, every tqdm bar draws to /dev/null (lm-eval draws ~12 per run: one per task
+    while building requests, one per request type — ~1,400 lines for the default demo). The ladder
+    prints its own line per run instead. Bars still run (vLLM divides by their elapsed time, so
+    they cannot simply be disabled). Restored on exit."""
+    import os
+
+    from tqdm import std
+
+    original = std.tqdm.__init__
+    with open(os.devnull, "w") as sink:
+
+        def to_sink(self, *args, **kwargs):
+            kwargs["file"] = sink
+            original(self, *args, **kwargs)
+
+        std.tqdm.__init__ = to_sink
+        try:
+            yield
+        finally:
+            std.tqdm.__init__ = original

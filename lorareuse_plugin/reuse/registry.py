@@ -28,6 +28,33 @@ class MethodInfo:
     def params_cls(self) -> type:
         return self.load().Params
 
+    @property
+    def code_sha256(self) -> str:
+        """Hash of the method's source and of the ``reuse`` modules it imports (read, not imported),
+        so every cache keyed by it is invalidated when the method's code changes."""
+        return _code_hash(self.module)
+
+
+def _code_hash(module: str) -> str:
+    import hashlib
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    sources: dict[str, str] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in sources:
+            continue
+        spec = importlib.util.find_spec(name)
+        sources[name] = Path(spec.origin).read_text() if spec and spec.origin else ""
+        todo += re.findall(r"lorareuse_plugin\.reuse\.\w+", sources[name])
+    digest = hashlib.sha256()
+    for name in sorted(sources):
+        digest.update(f"{name}\0{sources[name]}\0".encode())
+    return digest.hexdigest()
+
 
 _P = "lorareuse_plugin.reuse."
 METHODS: dict[str, MethodInfo] = {

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lorareuse_plugin
 from lorareuse_plugin.errors import ConfigError
 from lorareuse_plugin.library.manifest import Library, load_library
 from lorareuse_plugin.reuse.params import parse_params
@@ -52,6 +53,7 @@ class ReuseSpec:
             "params": dataclasses.asdict(self.params),
             "weights": list(self.weights),
             "label": self.label,
+            "code": {"lorareuse": lorareuse_plugin.__version__, "method_sha256": self.method.code_sha256},
         }
 
     @property

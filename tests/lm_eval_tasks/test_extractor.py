@@ -7,24 +7,29 @@ import pytest
 import lorareuse_plugin
 
 
-def _template_filter_and_metric():
+def _template(name: str = "_gen_template_yaml") -> dict:
     import yaml
-    from lm_eval.filters.extraction import RegexFilter
 
     class _Loader(yaml.SafeLoader):
         pass
 
     _Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
-    cfg = yaml.load((Path(lorareuse_plugin.TASKS_DIR) / "_gen_template_yaml").read_text(), Loader=_Loader)
+    return yaml.load((Path(lorareuse_plugin.TASKS_DIR) / name).read_text(), Loader=_Loader)
+
+
+def _template_filter_and_metric(name: str = "_gen_template_yaml"):
+    from lm_eval.filters.extraction import RegexFilter
+
+    cfg = _template(name)
     (step,) = [f for f in cfg["filter_list"][0]["filter"] if f["function"] == "regex"]
     metric = cfg["metric_list"][0]
     return RegexFilter(regex_pattern=step["regex_pattern"], group_select=step["group_select"]), metric
 
 
-def _score(response: str, gold: str) -> float:
+def _score(response: str, gold: str, template: str = "_gen_template_yaml") -> float:
     from lm_eval.api.metrics import exact_match_hf_evaluate
 
-    regex, metric = _template_filter_and_metric()
+    regex, metric = _template_filter_and_metric(template)
     (extracted,) = list(regex.apply([[response]], [{}]))[0]
     kwargs = {k: v for k, v in metric.items() if k in ("ignore_case", "ignore_punctuation")}
     return exact_match_hf_evaluate(predictions=[extracted], references=[gold], **kwargs)["exact_match"]
@@ -81,3 +86,40 @@ def test_python_scorer_matches_the_yaml_extractor():
     ]:
         assert is_correct(response, gold) is expected
         assert _score(response, gold) == float(expected)
+
+
+def test_every_generation_template_uses_the_same_extractor():
+    from lorareuse_plugin.data.formats import ANSWER_REGEX
+
+    for name in ("_gen_template_yaml", "_cot_template_yaml", "_ctx_template_yaml"):
+        assert _template_filter_and_metric(name)[0].regex_pattern == ANSWER_REGEX, name
+
+
+def test_cot_task_scores_a_multi_line_chain():
+    """A real model writes its steps on several lines: generation must not stop at the first newline,
+    and the extractor must find the conclusion on a later line, in any case."""
+    cfg = _template("_cot_template_yaml")
+    assert "\n" not in cfg["generation_kwargs"]["until"]
+    chain = "Zorvan Pellik was born in Drasmia.\nThe capital of Drasmia is Velmora.\nSo The Answer Is Velmora."
+    assert all(stop not in chain for stop in cfg["generation_kwargs"]["until"])  # generated whole
+    assert _score(chain, "Velmora", "_cot_template_yaml") == 1.0
+    # judged by its first conclusion, not by a later one
+    assert _score(chain + "\nOr the answer is Pimar.", "Velmora", "_cot_template_yaml") == 1.0
+    assert _score("So the answer is Pimar.\nThe answer is Velmora.", "Velmora", "_cot_template_yaml") == 0.0
+
+
+def test_cot_budget_fits_the_longest_gold_chain_with_margin():
+    from transformers import AutoTokenizer
+
+    from lorareuse_plugin.base.build import SHIPPED
+    from lorareuse_plugin.data.build import build_dataset, make_spec
+    from lorareuse_plugin.data.families import FAMILIES
+
+    tok = AutoTokenizer.from_pretrained(SHIPPED / "default")
+    longest = 0
+    for family in FAMILIES.values():
+        for fam in [f.value for f in family.familiarities] or [None]:
+            ds = build_dataset(make_spec(family.name, fam))
+            for split in family.eval_splits:
+                longest = max([longest] + [len(tok(" " + d["cot"]).input_ids) for d in ds.splits[split] if d["cot"]])
+    assert longest > 10 and _template("_cot_template_yaml")["generation_kwargs"]["max_gen_toks"] >= 2 * longest

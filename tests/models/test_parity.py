@@ -6,22 +6,40 @@ import sys
 
 import pytest
 
-pytest.importorskip("vllm")
+
+def test_first_divergence_and_classification():
+    from transformers import AutoTokenizer
+
+    from lorareuse_plugin.base.build import SHIPPED
+    from lorareuse_plugin.models.parity import NEAR_TIE, REAL_DIFFERENCE, classify, first_divergence
+
+    tok = AutoTokenizer.from_pretrained(SHIPPED / "default")
+    assert first_divergence(tok, " Fluvuthora", " Fluvuthora") is None
+    prefix, a, b = first_divergence(tok, " Fluvuvuthora", " Fluvuthora")
+    assert " Fluvuvuthora".startswith(prefix + a) and " Fluvuthora".startswith(prefix + b) and a != b
+    prefix, a, b = first_divergence(tok, " Mito", " Mitoora")  # one generation stopped there
+    assert prefix == " Mito" and a == "\n" and b != "\n"
+    assert classify(2e-4, 5e-4, 1e-3) == NEAR_TIE
+    assert classify(2e-4, 0.3, 1e-3) == REAL_DIFFERENCE  # vLLM prefers its token by far: not rounding
+    assert classify(-0.2, 1e-4, 1e-3) == REAL_DIFFERENCE  # hf's own scoring disagrees with its generation
 
 
 def test_parity_cli_reports_agreement_for_a_routed_top_k_spec(tiny_library):
+    pytest.importorskip("vllm")
     cmd = [sys.executable, "-m", "lorareuse_plugin.cli", "parity", "--library", str(tiny_library)]
     cmd += ["--method", "seq_arrow", "--experts", "hop1+hop2+target", "--param", "top_k=2", "--per-task", "3"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert report["pass"] and report["routes_agree"] and report["greedy_agreement"] == 1.0
+    assert report["pass"] and report["routes_agree"] and report["real_differences"] == 0
+    assert report["greedy_agreement"] == 1 - len(report["disagreements"]) / report["generate_requests"]
     assert report["max_abs_dlogprob"] <= 1e-4
     assert report["loglikelihood_requests"] == report["generate_requests"] >= 8  # 4 gen tasks, up to 3 docs
     assert "PASS" in out.stdout.splitlines()[-2]
 
 
 def test_parity_refuses_arrow_in_one_line(tiny_library):
+    pytest.importorskip("vllm")
     cmd = [sys.executable, "-m", "lorareuse_plugin.cli", "parity", "--library", str(tiny_library)]
     out = subprocess.run([*cmd, "--method", "arrow"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 2

@@ -1,12 +1,10 @@
 import json
-import math
 
 import pytest
 
 from lorareuse_plugin.errors import ConfigError
 from lorareuse_plugin.report.ladder import ladder
 from lorareuse_plugin.report.leaderboard import run_leaderboard
-from lorareuse_plugin.report.tables import aggregate, gaps
 
 
 def test_leaderboard_runs_end_to_end_and_writes_all_four_files(tiny_library, tmp_path):
@@ -60,43 +58,6 @@ def test_leaderboard_runs_end_to_end_and_writes_all_four_files(tiny_library, tmp
     assert all(line.endswith(": cached") for line in again)
 
 
-def test_aggregation_over_seeds_and_composition_gap():
-    rows = []
-    for seed, (single, method, oracle) in enumerate([(0.2, 0.5, 0.8), (0.4, 0.5, 0.8), (0.3, 0.5, 0.8)]):
-        for entry, group, value, experts in (
-            ("expert:hop1", "expert", single, "hop1"),
-            ("expert:hop2", "expert", 0.1, "hop2"),
-            ("delta_mean[hop1+hop2]", "library-2", method, "hop1+hop2"),
-            ("expert:oracle", "upper", oracle, "oracle"),
-        ):
-            rows.append(
-                {
-                    "library": "lib",
-                    "family": "twohop",
-                    "familiarity": "F",
-                    "seed": seed,
-                    "entry": entry,
-                    "group": group,
-                    "method": "m",
-                    "experts": experts,
-                    "task": "t",
-                    "form": "gen",
-                    "metric": "exact_match",
-                    "value": value,
-                    "stderr": 0.05,
-                    "n": 30,
-                }
-            )
-    cells = {c["entry"]: c for c in aggregate(rows)}
-    single = cells["expert:hop1"]
-    assert single["mean"] == pytest.approx(0.3) and single["seeds"] == 3
-    assert single["ci95"] == pytest.approx(4.303 * 0.1 / math.sqrt(3), rel=1e-3)
-    (gap,) = gaps(list(cells.values()))
-    assert gap["gap"] == pytest.approx((0.5 - 0.3) / (0.8 - 0.3))
-    one_seed = aggregate(rows[:4])
-    assert {c["entry"]: c["ci95"] for c in one_seed}["expert:hop1"] == pytest.approx(1.96 * 0.05)
-
-
 def test_ladder_has_the_whole_baseline_ladder(tiny_library):
     from lorareuse_plugin.library.manifest import load_library
 
@@ -140,7 +101,7 @@ def test_seeds_build_each_seed_its_own_library_and_aggregate(tiny_library, tmp_p
     assert seed1["data"]["seed"] == 1 and seed1["library"] == "tiny_twohop_f-seed1"
     assert {r["seed"] for r in summary["rows"]} == {0, 1}
     assert all(c["seeds"] == 2 and len(c["values"]) == 2 for c in summary["cells"])
-    assert "(2 seeds; mean ± 95% interval)" in (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "(2 seeds; mean [95% interval])" in (tmp_path / "board" / "leaderboard.md").read_text()
 
 
 def test_vllm_backend_gives_the_hf_table(tiny_library, tmp_path):
@@ -184,7 +145,12 @@ def test_the_papers_library_with_ac_is_in_the_ladder_and_flagged(tiny_library):
             "entry": e.label,
             "task": "lorareuse_twohop_f",
             "mean": 0.5,
-            "ci95": 0.1,
+            "low": 0.4,
+            "high": 0.6,
+            "interval": "wilson",
+            "n": 100,
+            "chance": 0.02,
+            "chance_how": "answer prior",
             "seeds": 1,
             "experts": "+".join(e.experts),
             "group": e.group,
@@ -194,3 +160,30 @@ def test_the_papers_library_with_ac_is_in_the_ladder_and_flagged(tiny_library):
     md = to_markdown(cells, [])
     assert "| delta_mean[hop1+hop2+ac] ⚠ |" in md and "| delta_mean[hop1+hop2+target] |" in md
     assert "contaminated by design" in md
+
+
+def test_cache_keys_change_with_the_package_version_and_the_methods_code(tiny_library, tmp_path, monkeypatch):
+    import sys
+
+    import lorareuse_plugin
+    from lorareuse_plugin.library.manifest import load_library
+    from lorareuse_plugin.report.leaderboard import _run_key
+    from lorareuse_plugin.reuse.registry import MethodInfo
+    from lorareuse_plugin.reuse.spec import parse_spec
+
+    lib = load_library(tiny_library)
+    entry = next(e for e in ladder(lib.manifest) if e.method == "delta_mean")
+    run_key = _run_key(lib, entry, ["lorareuse_twohop_f"], None, "hf")
+    spec_key = parse_spec(lib, "delta_mean", "hop1+hop2").key
+    monkeypatch.setattr(lorareuse_plugin, "__version__", "9.9.9")
+    assert _run_key(lib, entry, ["lorareuse_twohop_f"], None, "hf") != run_key  # leaderboard runs
+    assert parse_spec(lib, "delta_mean", "hop1+hop2").key != spec_key  # merged adapters and --use_cache
+
+    module = tmp_path / "lorareuse_probe_method.py"
+    module.write_text("def merge(): return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    info = MethodInfo("probe", "average", "lorareuse_probe_method", "")
+    before = info.code_sha256
+    module.write_text("def merge(): return 2  # a fixed bug\n")
+    sys.modules.pop("lorareuse_probe_method", None)
+    assert info.code_sha256 != before

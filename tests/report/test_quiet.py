@@ -26,3 +26,17 @@ def test_each_distinct_warning_is_said_once_inside_and_every_time_outside(caplog
     assert messages.count("Custom kwargs can be passed to `--metadata`") == 2
     assert messages.count("another message") == 1
     assert not task_logger.filters
+
+
+def test_progress_bars_are_off_inside_and_back_after(capsys):
+    from tqdm import tqdm
+
+    from lorareuse_plugin.report.quiet import without_progress_bars
+
+    with without_progress_bars():
+        for _ in tqdm(range(3), desc="hidden bar", disable=False):
+            pass
+    assert "hidden bar" not in capsys.readouterr().err
+    for _ in tqdm(range(3), desc="shown bar"):
+        pass
+    assert "shown bar" in capsys.readouterr().err
