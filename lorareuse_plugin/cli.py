@@ -233,11 +233,12 @@ def _cmd_parity(args: argparse.Namespace) -> int:
             f"hf prefers {d['hf_token']!r} by {d['margin_hf']:.2e} nats, vllm {d['vllm_token']!r} by "
             f"{d['margin_vllm']:.2e} -> {d['class']}"
         )
-    flips = len(r["disagreements"])
+    flips = r["flips"]
     print(
         f"{r['spec']}: max |Δ logprob| {r['max_abs_dlogprob']:.2e} over {r['loglikelihood_requests']} requests, "
         f"greedy flips {flips}/{r['generate_requests']} ({flips / r['generate_requests']:.1%}: {r['near_ties']} near "
-        f"ties ≤ {r['tie_tolerance']:g} nats, {r['real_differences']} real differences), "
+        f"ties ≤ {r['tie_tolerance']:.3g} nats, {r['real_differences']} real differences, "
+        f"{r['flips_without_token_divergence']} without a differing token), "
         f"routes {'agree' if r['routes_agree'] else 'DIFFER'} -> {'PASS' if ok else 'FAIL'} (tol {args.tol:g})"
     )
     print(json.dumps({**r, "tolerance": args.tol, "pass": ok}))
@@ -385,8 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument(
         "--tie-tolerance",
         type=float,
-        default=1e-3,
-        help="a greedy flip is a near tie when each backend prefers its token by at most this (nats; default 1e-3)",
+        default=None,
+        help="a greedy flip is a near tie when each backend prefers its token by at most this many nats "
+        "(default: max(1e-3, 2 x the run's largest |Δ logprob| on the gold answers))",
     )
     pa.set_defaults(handler=_cmd_parity)
 

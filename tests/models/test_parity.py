@@ -15,10 +15,11 @@ def test_first_divergence_and_classification():
 
     tok = AutoTokenizer.from_pretrained(SHIPPED / "default")
     assert first_divergence(tok, " Fluvuthora", " Fluvuthora") is None
-    prefix, a, b = first_divergence(tok, " Fluvuvuthora", " Fluvuthora")
-    assert " Fluvuvuthora".startswith(prefix + a) and " Fluvuthora".startswith(prefix + b) and a != b
-    prefix, a, b = first_divergence(tok, " Mito", " Mitoora")  # one generation stopped there
-    assert prefix == " Mito" and a == "\n" and b != "\n"
+    div = first_divergence(tok, " Fluvuvuthora", " Fluvuthora")
+    assert " Fluvuvuthora".startswith(div.prefix + div.a) and " Fluvuthora".startswith(div.prefix + div.b)
+    assert len(div.a_ids) == len(div.b_ids) == 1 and div.a_ids != div.b_ids
+    div = first_divergence(tok, " Mito", " Mitoora")  # one generation stopped there
+    assert div.prefix == " Mito" and div.a == "<stop>" and tok.eos_token_id in div.a_ids and len(div.b_ids) == 1
     assert classify(2e-4, 5e-4, 1e-3) == NEAR_TIE
     assert classify(2e-4, 0.3, 1e-3) == REAL_DIFFERENCE  # vLLM prefers its token by far: not rounding
     assert classify(-0.2, 1e-4, 1e-3) == REAL_DIFFERENCE  # hf's own scoring disagrees with its generation
