@@ -209,9 +209,12 @@ class LorareuseHFLM(RoutedMixin, HFLM):
     def _merged(self, adapter: str):
         """Serve one bucket with its adapter merged into the weights (base-model speed; unmerged LoRA
         layers cost ~20 % on small models), then put the saved base weights back bit for bit —
-        PEFT's ``unmerge`` subtracts, and would drift over many buckets."""
+        PEFT's ``unmerge`` subtracts, and would drift over many buckets. The adapter is made the only
+        active one first (before merging: PEFT unmerges on ``set_adapter``): a layer it does not
+        adapt then adds nothing, instead of the LoRA of whichever expert was active."""
         import torch
 
+        self._model.set_adapter(adapter)
         with torch.no_grad():
             for layer, _ in self._base_weights:
                 if adapter in layer.lora_A:

@@ -234,3 +234,37 @@ def test_routed_buckets_are_served_merged_and_the_base_comes_back_bit_for_bit(ti
         assert [a for a, r in zip(alone, routes, strict=True) if r == expert] == [
             g for g, r in zip(got, routes, strict=True) if r == expert
         ]
+
+
+def test_a_routed_expert_with_fewer_targets_gets_no_other_experts_lora(tiny_library, test_base, tmp_path):
+    """hop1 adapts q_proj only, the other experts every projection: served routed, hop1's bucket must
+    equal hop1 alone. Before the fix the last loaded expert stayed active and PEFT added its LoRA on
+    every layer hop1 does not adapt (silently wrong results)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from lorareuse_plugin.library.manifest import adapter_hashes
+    from lorareuse_plugin.models.hf import LorareuseHFLM
+    from lorareuse_plugin.models.parity import probe_requests
+
+    lib = tmp_path / "lib"
+    shutil.copytree(tiny_library, lib)
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(test_base, dtype=torch.float32)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], init_lora_weights=False)
+    shutil.rmtree(lib / "experts" / "hop1")
+    get_peft_model(base, lora).save_pretrained(lib / "experts" / "hop1")
+    manifest = json.loads((lib / "manifest.json").read_text())
+    files = adapter_hashes(lib / "experts" / "hop1")
+    manifest["experts"]["hop1"].update(targets=["q_proj"], files=files, weights_hash=files["adapter_model.safetensors"])
+    (lib / "manifest.json").write_text(json.dumps(manifest))
+
+    args = {"library": str(lib), "dtype": "float32", "device": "cpu", "batch_size": 8}
+    routed = LorareuseHFLM(method="oracle", experts="hop1+hop2+target", **args)
+    ll, _ = probe_requests(routed.reuse_spec, per_task=4)
+    mine = [r for r in ll if r.task_name == "lorareuse_hop1_f"]
+    got = [lp for lp, _ in routed.loglikelihood(mine, disable_tqdm=True)]
+    assert {routed.route_log[(r.task_name, r.doc_id)] for r in mine} == {"hop1"}
+    alone = [lp for lp, _ in LorareuseHFLM(method="single:hop1", **args).loglikelihood(mine, disable_tqdm=True)]
+    assert max(abs(a - b) for a, b in zip(got, alone, strict=True)) < 1e-4, (got, alone)
