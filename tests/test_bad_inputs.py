@@ -727,6 +727,24 @@ HF_CASES = [
         kwargs={"method": "oracle", "routes": "lorareuse_twohop_f:target"},
     ),
     Case(
+        "hf-peft-with-a-spec",
+        "peft= cannot be combined with method=delta_mean",
+        "method=single:<expert>",
+        kwargs={"method": "delta_mean", "peft": "{tmp}/some_adapter"},
+    ),
+    Case(
+        "hf-oracle-route-default",
+        "route_default='nope' is not one of refuse, base",
+        "refuse, base",
+        kwargs={"method": "oracle", "route_default": "nope"},
+    ),
+    Case(
+        "hf-oracle-route-malformed",
+        "routes entry 'mmlu_*' must look like TASK_GLOB:expert",
+        "e.g. mmlu_*:hop1",
+        kwargs={"method": "oracle", "routes": "mmlu_*"},
+    ),
+    Case(
         "hf-adapter-for-another-base",
         "was trained on another base",
         "rebuild the expert on this base",

@@ -79,6 +79,10 @@ def check_base_matches(pretrained: Any, manifest_base: dict) -> None:
         )
 
 
+# lm-eval's own adapter arguments (hf: peft, delta; vllm: lora_local_path)
+STACKING_ARGS = ("peft", "delta", "lora_local_path")
+
+
 def resolve_spec(
     backend: str,
     pretrained: Any,
@@ -93,6 +97,12 @@ def resolve_spec(
     from ``kwargs``), methods the backend ``refuse``s, and the base it must run on."""
     if not library:
         raise ConfigError(f"{backend} needs library=<dir> (built by `lorareuse library build`)")
+    stacked = [f"{k}=" for k in STACKING_ARGS if kwargs.get(k)]
+    if stacked:
+        raise ConfigError(
+            f"{backend}: {' and '.join(stacked)} cannot be combined with method={method}: that adapter would be "
+            "stacked silently under the reuse spec; drop it, or serve one adapter as method=single:<expert>"
+        )
     params = split_reuse_kwargs(method, kwargs)
     spec = parse_spec(library, method, experts, weights, **params)
     if refuse and spec.method.name in refuse:

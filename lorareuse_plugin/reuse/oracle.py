@@ -1,37 +1,53 @@
 """``oracle``: route each task to the expert trained for it — an upper bound, not a method.
 
-A probe of member m goes to m; the composed test and the target probe go to ``target``. A task
-whose own expert is not among the chosen experts gets the base model, and the route table in
-``get_model_info()`` says so. ``routes=task:expert|…`` overrides single tasks.
+A probe of member m goes to m; the composed test and the target probe go to ``target``; a task
+of ours whose own expert is not among the chosen experts gets the base model, and the route table
+in ``get_model_info()`` says so. ``routes=GLOB:expert+GLOB:expert`` (``|`` also separates) sends
+tasks matching a shell-style glob to an expert, first match first. A task that is not ours and
+matches no route is refused — never silently served by the base — unless ``route_default=base``.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 from dataclasses import dataclass, field
 
 from lorareuse_plugin.errors import ConfigError
 
+ROUTE_DEFAULTS = ("refuse", "base")
+
 
 @dataclass(frozen=True)
 class Params:
-    routes: str | None = field(default=None, metadata={"help": "overrides: task:expert|task:expert"})
+    routes: str | None = field(
+        default=None, metadata={"help": "task globs to experts: GLOB:expert+GLOB:expert (first match wins)"}
+    )
+    route_default: str = field(default="refuse", metadata={"help": "a task not ours matching no route: refuse | base"})
+
+    def validate(self, method: str) -> None:
+        if self.route_default not in ROUTE_DEFAULTS:
+            raise ConfigError(
+                f"{method}: route_default={self.route_default!r} is not one of {', '.join(ROUTE_DEFAULTS)}"
+            )
+        overrides(self)
 
 
-def overrides(params: Params) -> dict[str, str]:
-    out = {}
-    for item in (params.routes or "").split("|"):
+def overrides(params: Params) -> list[tuple[str, str]]:
+    """(task glob, expert) pairs in the order given."""
+    out = []
+    for item in (params.routes or "").replace("|", "+").split("+"):
         if not item.strip():
             continue
-        task, sep, expert = item.partition(":")
+        task, sep, expert = item.rpartition(":")
         if not sep or not task.strip() or not expert.strip():
-            raise ConfigError(f"oracle: routes entry {item!r} must look like task:expert")
-        out[task.strip()] = expert.strip()
+            raise ConfigError(f"oracle: routes entry {item!r} must look like TASK_GLOB:expert, e.g. mmlu_*:hop1")
+        out.append((task.strip(), expert.strip()))
     return out
 
 
 def check_spec(spec) -> None:
-    bad = [e for e in overrides(spec.params).values() if e not in spec.experts]
+    bad = [e for _, e in overrides(spec.params) if e not in spec.experts]
     if bad:
         raise ConfigError(
             f"oracle: routes name expert(s) {', '.join(bad)} not among the chosen experts {'+'.join(spec.experts)}: "
@@ -48,12 +64,18 @@ def _task_specs_by_name() -> dict:
 
 
 def expert_for_task(task_name: str, experts: tuple[str, ...], params: Params) -> str | None:
-    """The chosen expert trained for ``task_name``, or None (base model)."""
-    table = overrides(params)
-    if task_name in table:
-        return table[task_name]
-    spec = _task_specs_by_name().get(task_name.split("::")[-1])
+    """The chosen expert for ``task_name``, or None (base model)."""
+    name = task_name.split("::")[-1]
+    for glob, expert in overrides(params):
+        if fnmatch.fnmatchcase(task_name, glob) or fnmatch.fnmatchcase(name, glob):
+            return expert
+    spec = _task_specs_by_name().get(name)
     if spec is None:
-        return None
+        if params.route_default == "base":
+            return None
+        raise ConfigError(
+            f"oracle: task {task_name!r} is not one of ours and no routes= entry matches it: "
+            f"add routes={name}:<expert> (globs allowed) or route_default=base to serve it with the base model"
+        )
     own = spec.split.removeprefix("probe_") if spec.split.startswith("probe_") else "target"
     return own if own in experts else None
