@@ -120,12 +120,21 @@ class RoutedMixin:
     def get_model_info(self) -> dict:
         parent = super()
         info = parent.get_model_info() if hasattr(parent, "get_model_info") else {}
+        spec = self.reuse_spec  # type: ignore[attr-defined]
         info["lorareuse"] = {
             "backend": self.BACKEND,
             "spec": self.reuse_spec.to_json(),  # type: ignore[attr-defined]
             "served_by": self.served_by(),
             # an expert trained on the test's own composed facts (``ac``) is contaminated by design
             "contaminated_experts": self._contaminated(),
+            # where every served adapter came from, and which bytes: a results file names its sources
+            "adapters": {
+                e: {
+                    "path": str(spec.library.expert_dir(e)),
+                    "weights_sha256": spec.library.manifest["experts"][e]["weights_hash"],
+                }
+                for e in spec.experts
+            },
             **self._extra_info,
         }
         return info

@@ -88,6 +88,11 @@ def test_routed_equals_single_when_the_router_is_forced(task_manager, tiny_libra
         _close(_resps(routed, task), _resps(single, task))
     served = routed["config"]["lorareuse"]["served_by"]
     assert served == {t: {"hop1": len(routed["samples"][t])} for t in TASKS}
+    sources = routed["config"]["lorareuse"]["adapters"]  # the results name every adapter's dir and bytes
+    manifest = json.loads((tiny_library / "manifest.json").read_text())
+    assert set(sources) == set(experts.split("+"))
+    for e, src in sources.items():
+        assert src["path"].endswith(f"experts/{e}") and src["weights_sha256"] == manifest["experts"][e]["weights_hash"]
 
 
 def test_oracle_routes_each_task_to_its_own_expert(task_manager, tiny_library):
