@@ -83,21 +83,26 @@ def first_divergence(tokenizer, a: str, b: str) -> Divergence | None:
     return Divergence(tuple(ta[:k]), tokenizer.decode(ta[:k]), a_ids, b_ids, a_text, b_text)
 
 
+def served_as_routed(lm, request):
+    """The context in which ``lm`` serves ``request`` with the adapter its router picks for it
+    (nothing to switch when one adapter serves everything)."""
+    import contextlib
+
+    if getattr(lm, "_router", None) is None:
+        return contextlib.nullcontext()
+    ((adapter, _),) = lm._routes([request])
+    return lm._serving(adapter)
+
+
 def hf_divergence(lm, request, other: str, tokenizer) -> Divergence | None:
     """The divergence from HF's *own* generated token ids (re-tokenizing its text can split the
     shared prefix differently): HF regenerates greedily and is walked token by token along the
     other backend's text; the other side's next token is the first token of its remaining text."""
-    import contextlib
-
     import torch
 
     prompt, kwargs = request.args
-    route = contextlib.nullcontext()
-    if getattr(lm, "_router", None) is not None:
-        ((adapter, _),) = lm._routes([request])
-        route = lm._serving(adapter)
     context = torch.tensor([lm.tok_encode(prompt)], device=lm.device)
-    with route, torch.no_grad():
+    with served_as_routed(lm, request), torch.no_grad():
         out = lm._model_generate(
             context=context,
             max_length=context.shape[1] + kwargs.get("max_gen_toks", 32),
@@ -136,17 +141,11 @@ def score_candidates(lm, request, div: Divergence) -> tuple[float, float]:
     prefix, on a live backend, token by token (lm-eval's ``_loglikelihood_tokens``: candidates are
     not re-tokenized), under the adapter the request was routed to. A stop candidate scores
     log(p(newline) + p(EOS))."""
-    import contextlib
-
     prompt = request.args[0]
     context = list(lm.tok_encode(prompt)) + list(div.prefix_ids)
     ids = list(dict.fromkeys(div.a_ids + div.b_ids))
     reqs = [((prompt + div.prefix, ""), context, [i]) for i in ids]
-    route = contextlib.nullcontext()
-    if getattr(lm, "_router", None) is not None:
-        ((adapter, _),) = lm._routes([request])
-        route = lm._serving(adapter)
-    with route:
+    with served_as_routed(lm, request):
         scored = lm._loglikelihood_tokens(reqs, disable_tqdm=True)
     lps = dict(zip(ids, (lp for lp, _ in scored), strict=True))
 

@@ -16,7 +16,7 @@ import re
 
 from lorareuse_plugin.errors import ConfigError
 from lorareuse_plugin.report.comparisons import index_rows, paired
-from lorareuse_plugin.report.tables import members_of, pooled
+from lorareuse_plugin.report.tables import best_member, cell_means, pooled
 from lorareuse_plugin.stats import holm, unpaired_difference
 from lorareuse_plugin.stats.intervals import DEFAULT_RESAMPLES
 from lorareuse_plugin.stats.paired import Difference
@@ -76,15 +76,13 @@ def check_claims(
 ) -> list[dict]:
     threshold = check_threshold(threshold)
     by = index_rows(rows)
-    mean = {(c["library"], c["entry"], c["task"]): c["mean"] for c in cells}
+    mean = cell_means(cells)
     kw = {"resamples": resamples, "seed": seed}
     out: list[dict] = []
     two = [c for c in cells if c["group"] == "library-2" and c.get("split") == "test" and c["form"] in CLAIM_FORMS]
     for c in two:
         lib, task, m = c["library"], c["task"], _method(c["entry"])
-        singles = [f"expert:{e}" for e in members_of(c["experts"]) if (lib, f"expert:{e}", task) in mean]
-        if singles:
-            best = max(singles, key=lambda e: mean[(lib, e, task)])
+        if (best := best_member(mean, lib, task, c["experts"])) is not None:
             d = paired(by, lib, task, c["entry"], best, **kw)
             out.append(_row("C1", c, m, d, decide(d, threshold, False), f"{c['entry']} − {best} ≤ {threshold}"))
         three = next(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from lorareuse_plugin.report.tables import REUSE_GROUPS, is_composed, members_of, pooled
+from lorareuse_plugin.report.tables import REUSE_GROUPS, best_member, cell_means, is_composed, pooled
 from lorareuse_plugin.stats import holm, paired_difference
 from lorareuse_plugin.stats.intervals import DEFAULT_RESAMPLES
 from lorareuse_plugin.stats.paired import Difference
@@ -40,16 +40,15 @@ def comparisons(
     rows: list[dict], cells: list[dict], *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
 ) -> list[dict]:
     by = index_rows(rows)
-    mean = {(c["library"], c["entry"], c["task"]): c["mean"] for c in cells}
+    mean = cell_means(cells)
     out = []
     for c in cells:
         if c["group"] not in REUSE_GROUPS or not is_composed(c):
             continue
         lib, task = c["library"], c["task"]
-        singles = [f"expert:{e}" for e in members_of(c["experts"]) if (lib, f"expert:{e}", task) in mean]
         against = []
-        if singles:
-            against.append(("best member", max(singles, key=lambda e: mean[(lib, e, task)])))
+        if (best := best_member(mean, lib, task, c["experts"])) is not None:
+            against.append(("best member", best))
         if (lib, "expert:union", task) in mean:
             against.append(("union", "expert:union"))
         for kind, other in against:

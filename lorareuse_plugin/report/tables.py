@@ -44,8 +44,10 @@ def aggregate(rows: list[dict], *, resamples: int = DEFAULT_RESAMPLES, seed: int
     chance: dict[tuple, tuple[float, str]] = {}
     out = []
     for (library, entry, task), rs in cells.items():
+        rs = sorted(rs, key=lambda r: r["seed"])
+        first = rs[0]
         outcomes, clusters, _ = pooled(rs)
-        values = [r["value"] for r in sorted(rs, key=lambda r: r["seed"])]
+        values = [r["value"] for r in rs]
         items = cell_interval(outcomes, clusters, resamples=resamples, seed=seed)
         low, high, method = items.low, items.high, items.method
         if len(rs) > 1:
@@ -53,10 +55,8 @@ def aggregate(rows: list[dict], *, resamples: int = DEFAULT_RESAMPLES, seed: int
             low, high = min(low, over_seeds.low), max(high, over_seeds.high)
             method = f"{over_seeds.method} joined with pooled items: {items.method}"
         if (library, task) not in chance:
-            first = min(rs, key=lambda r: r["seed"])
             chance[(library, task)] = chance_level(first["items"], first["form"])
         level, how = chance[(library, task)]
-        first = rs[0]
         mean = sum(values) / len(values)
         out.append(
             {
@@ -95,20 +95,30 @@ def members_of(experts: str) -> list[str]:
     return [e for e in experts.split("+") if e not in ("target", *CONTAMINATED)]
 
 
+def cell_means(cells: list[dict]) -> dict[tuple, float]:
+    """(library, entry, task) -> mean."""
+    return {(c["library"], c["entry"], c["task"]): c["mean"] for c in cells}
+
+
+def best_member(means: dict[tuple, float], library: str, task: str, experts: str) -> str | None:
+    """The ``expert:<e>`` entry scoring highest on ``task`` among a reuse entry's knowledge members."""
+    singles = [f"expert:{e}" for e in members_of(experts) if (library, f"expert:{e}", task) in means]
+    return max(singles, key=lambda e: means[(library, e, task)]) if singles else None
+
+
 def gaps(cells: list[dict]) -> list[dict]:
     """Composition gap per reuse (library, entry, task), or why it is not defined there."""
-    by = {(c["library"], c["entry"], c["task"]): c["mean"] for c in cells}
+    by = cell_means(cells)
     out = []
     for c in cells:
         if c["group"] not in REUSE_GROUPS or not is_composed(c):
             continue
-        singles = [by.get((c["library"], f"expert:{e}", c["task"])) for e in members_of(c["experts"])]
-        singles = [s for s in singles if s is not None]
+        member = best_member(by, c["library"], c["task"], c["experts"])
         oracle = by.get((c["library"], "expert:oracle", c["task"]))
         union = by.get((c["library"], "expert:union", c["task"]))
-        if not singles or oracle is None:
+        if member is None or oracle is None:
             continue
-        best = max(singles)
+        best = by[(c["library"], member, c["task"])]
         denom = oracle - best
         gap, why = None, ""
         if oracle < FLOOR:

@@ -10,7 +10,7 @@ the per-seed scores, reported beside the pooled-item interval.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 Z95 = 1.959963984540054
@@ -75,14 +75,24 @@ def t_interval(values: Sequence[float]) -> Interval:
     return Interval(mean, max(0.0, mean - half), min(1.0, mean + half), f"t over {k} seeds", k)
 
 
-def _cluster_arrays(outcomes: Sequence[float], clusters: Sequence[Hashable]):
+def bootstrap_means(outcomes: Sequence[float], clusters: Iterable[Hashable], resamples: int, rng):
+    """``resamples`` means of ``outcomes``, each over whole clusters drawn with replacement from
+    ``rng`` (a numpy Generator): the one resampling step every cluster interval here uses."""
     import numpy as np
 
     index: dict[Hashable, int] = {}
     ids = np.array([index.setdefault(c, len(index)) for c in clusters])
     sums = np.bincount(ids, weights=np.asarray(outcomes, dtype=float), minlength=len(index))
     sizes = np.bincount(ids, minlength=len(index)).astype(float)
-    return sums, sizes
+    draw = rng.integers(0, len(sums), size=(resamples, len(sums)))
+    return sums[draw].sum(axis=1) / sizes[draw].sum(axis=1)
+
+
+def percentile_95(stats) -> tuple[float, float]:
+    import numpy as np
+
+    lo, hi = np.percentile(stats, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def cluster_bootstrap(
@@ -93,12 +103,7 @@ def cluster_bootstrap(
 
     if resamples < MIN_RESAMPLES:
         raise ValueError(f"resamples must be >= {MIN_RESAMPLES}, got {resamples}")
-    sums, sizes = _cluster_arrays(outcomes, clusters)
-    rng = np.random.default_rng(seed)
-    draw = rng.integers(0, len(sums), size=(resamples, len(sums)))
-    stats = sums[draw].sum(axis=1) / sizes[draw].sum(axis=1)
-    lo, hi = np.percentile(stats, [2.5, 97.5])
-    return float(lo), float(hi)
+    return percentile_95(bootstrap_means(outcomes, clusters, resamples, np.random.default_rng(seed)))
 
 
 def cell_interval(

@@ -13,7 +13,7 @@ import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
-from lorareuse_plugin.stats.intervals import DEFAULT_RESAMPLES, MIN_RESAMPLES, _cluster_arrays, wilson
+from lorareuse_plugin.stats.intervals import DEFAULT_RESAMPLES, MIN_RESAMPLES, bootstrap_means, percentile_95, wilson
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -123,11 +123,10 @@ def paired_difference(
 
     scale = n_clusters / n  # Newcombe's interval as if only the clusters were independent
     lo, hi = _newcombe_paired(both * scale, a_only * scale, b_only * scale, neither * scale)
-    sums, sizes = _cluster_arrays([x - y for x, y in zip(a, b, strict=True)], clusters)
-    draw = np.random.default_rng(seed).integers(0, len(sums), size=(resamples, len(sums)))
-    b_lo, b_hi = np.percentile(sums[draw].sum(axis=1) / sizes[draw].sum(axis=1), [2.5, 97.5])
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    b_lo, b_hi = percentile_95(bootstrap_means(diffs, clusters, resamples, np.random.default_rng(seed)))
     method = f"paired cluster bootstrap ({n_clusters} clusters, {resamples} resamples)"
-    return Difference(diff, min(lo, float(b_lo)), max(hi, float(b_hi)), method, n, a_only, b_only, p)
+    return Difference(diff, min(lo, b_lo), max(hi, b_hi), method, n, a_only, b_only, p)
 
 
 def unpaired_difference(
@@ -153,11 +152,8 @@ def unpaired_difference(
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    stats = []
-    for outcomes, clusters in ((a, a_clusters or range(len(a))), (b, b_clusters or range(len(b)))):
-        sums, sizes = _cluster_arrays(outcomes, clusters)
-        draw = rng.integers(0, len(sums), size=(resamples, len(sums)))
-        stats.append(sums[draw].sum(axis=1) / sizes[draw].sum(axis=1))
-    b_lo, b_hi = np.percentile(stats[0] - stats[1], [2.5, 97.5])
+    mean_a = bootstrap_means(a, a_clusters or range(len(a)), resamples, rng)
+    mean_b = bootstrap_means(b, b_clusters or range(len(b)), resamples, rng)
+    b_lo, b_hi = percentile_95(mean_a - mean_b)
     method = f"cluster bootstrap ({ca}+{cb} clusters, {resamples} resamples)"
-    return Difference(pa - pb, min(lo, float(b_lo)), max(hi, float(b_hi)), method, n)
+    return Difference(pa - pb, min(lo, b_lo), max(hi, b_hi), method, n)
