@@ -121,12 +121,28 @@ def _cmd_library_build(args: argparse.Namespace) -> int:
 
 def _print_library(manifest: dict) -> None:
     print(f"  base {manifest['base']['name_or_path']} (config {manifest['base']['config_hash'][:12]})")
+    if manifest.get("kind") == "imported":
+        print(f"  {'expert':10} {'rank':>4}  {'targets':40} source")
+        for name, e in manifest["experts"].items():
+            print(f"  {name:10} {e['rank']:4d}  {','.join(e['targets']):40} {e.get('source', '?')}")
+        return
     print(f"  {'expert':10} {'split':8} {'records':>7} {'loss':>6} {'own probe':>9} {'test':>5}")
     for name, e in manifest["experts"].items():
         print(
             f"  {name:10} {e['split']:8} {e['records']:7d} {e['final_loss']:6.3f} "
             f"{e['own_probe_mean']:9.2f} {e['test_exact_match']:5.2f}"
         )
+
+
+def _cmd_library_import(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.library.importer import import_library, parse_pairs
+
+    adapters = parse_pairs(args.adapters)
+    print(f"importing {len(adapters)} adapter(s) into {Path(args.out).resolve()}")
+    manifest = import_library(adapters, args.base, args.out)
+    print(f"library {manifest['library']}: {len(manifest['experts'])} experts imported")
+    _print_library(manifest)
+    return 0
 
 
 def _cmd_library_verify(args: argparse.Namespace) -> int:
@@ -152,7 +168,11 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     from lorareuse_plugin.reuse.merge import merge_stats, merged_adapter
     from lorareuse_plugin.reuse.spec import parse_spec
 
-    spec = parse_spec(args.library, args.method, args.experts, args.weights, **_reuse_kwargs(args.param))
+    if bool(args.library) == bool(args.adapters):
+        raise LorareuseError("pass --library DIR or --adapters NAME:PATH+NAME:PATH (one of the two)")
+    spec = parse_spec(
+        args.library, args.method, args.experts, args.weights, adapters=args.adapters, **_reuse_kwargs(args.param)
+    )
     if spec.method.kind == "route":
         raise LorareuseError(
             f"{spec.method.name} is a routing method: it has no merged adapter to write "
@@ -314,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bb.set_defaults(handler=_cmd_base_build)
 
-    lib = sub.add_parser("library", help="expert libraries: build from a recipe, verify")
+    lib = sub.add_parser("library", help="expert libraries: build from a recipe, import PEFT dirs, verify")
     lib_sub = lib.add_subparsers(dest="library_command", required=True, parser_class=_Parser)
     lb = lib_sub.add_parser("build", help="train every expert of a recipe (resumable)")
     lb.add_argument("recipe", help="recipe YAML, e.g. adapters/twohop_f.yaml")
@@ -328,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep a library that misses a gated positive control (exit 0, with a warning)",
     )
     lb.set_defaults(handler=_cmd_library_build)
+    li = lib_sub.add_parser("import", help="make a library of PEFT LoRA dirs trained elsewhere (copied, hashed)")
+    li.add_argument("adapters", nargs="+", metavar="NAME=PATH", help="adapter dirs by name, e.g. hop1=/loras/hop1")
+    li.add_argument("--base", default=None, help="the base they were trained on (default: their common base)")
+    li.add_argument("--out", required=True, help="library dir to write")
+    li.set_defaults(handler=_cmd_library_import)
     lv = lib_sub.add_parser("verify", help="check every adapter file against manifest.json")
     lv.add_argument("library", help="library dir")
     lv.set_defaults(handler=_cmd_library_verify)
@@ -341,8 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_cmd_demo)
 
     mg = sub.add_parser("merge", help="write an averaged adapter (a plain PEFT LoRA dir, for vLLM/PEFT/…)")
-    mg.add_argument("--library", required=True, help="library dir")
-    mg.add_argument("--experts", required=True, help="experts joined by '+' or ',', e.g. hop1,hop2")
+    mg.add_argument("--library", default=None, help="library dir (ours, or a folder of PEFT LoRA dirs)")
+    mg.add_argument("--adapters", default=None, help="PEFT LoRA dirs by name instead: NAME:PATH+NAME:PATH")
+    mg.add_argument(
+        "--experts", default=None, help="experts joined by '+' or ',', e.g. hop1,hop2 (default: the members / all)"
+    )
     mg.add_argument("--method", default="delta_mean", help="delta_mean | factor_mean | svd | ties | dare | single:<e>")
     mg.add_argument("--weights", default=None, help="one weight per expert joined by '+' (default uniform)")
     mg.add_argument("--param", action="append", help="method parameter name=value (repeatable), e.g. rank=8")

@@ -170,6 +170,31 @@ def _foreign_dir_at_out(out: Path) -> None:
     (out / "notes.txt").write_text("keep me\n")
 
 
+def _foreign_copy(name: str, **changes) -> Callable[[Path], None]:
+    """A copy of hop1 at ``<lib>/<name>`` with its adapter_config.json edited: a foreign dir a user brings."""
+
+    def corrupt(lib: Path) -> None:
+        dst = lib / name
+        shutil.copytree(lib / "experts" / "hop1", dst)
+        cfg = json.loads((dst / "adapter_config.json").read_text())
+        cfg.update(changes)
+        (dst / "adapter_config.json").write_text(json.dumps(cfg))
+
+    return corrupt
+
+
+def _narrow_lora(lib: Path) -> None:
+    """A plain-PEFT LoRA of a narrower Llama at ``<lib>/narrow`` (another base)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=1)
+    torch.manual_seed(0)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(LlamaForCausalLM(cfg), lora).save_pretrained(lib / "narrow")
+
+
 # ---- the table -------------------------------------------------------------------------------------------------
 
 
@@ -196,7 +221,59 @@ EXPORT = ("data", "export", "--family", "twohop", "--out", "{out}")
 BOARD = ("leaderboard", "--library", "{lib}", "--out", "{out}")
 tiny_recipe = _recipe(lambda r: None)
 
+FOREIGN_MERGE = ("merge", "--adapters", "x:{lib}/foreign", "--out", "{out}")
+IMPORT = ("library", "import", "--base", "{base}", "--out", "{out}")
+
 CLI_CASES = [
+    # -- bring your own adapters: merge --adapters, library import
+    Case(
+        "adapters-not-lora",
+        "peft_type 'IA3' is not LORA",
+        "pass a PEFT LoRA adapter directory",
+        FOREIGN_MERGE,
+        corrupt=_foreign_copy("foreign", peft_type="IA3"),
+    ),
+    Case(
+        "adapters-pissa",
+        "init_lora_weights='pissa_niter_4' rewrites the base weights",
+        "init_lora_weights=true/gaussian",
+        FOREIGN_MERGE,
+        corrupt=_foreign_copy("foreign", init_lora_weights="pissa_niter_4"),
+    ),
+    Case(
+        "adapters-malformed",
+        "'hop1' is not NAME:PATH",
+        "adapters=NAME:PATH+NAME:PATH",
+        ("merge", "--adapters", "hop1", "--out", "{out}"),
+    ),
+    Case(
+        "adapters-reserved-name",
+        "'base' can't name an adapter",
+        "rename it",
+        ("merge", "--adapters", "base:{lib}/experts/hop1", "--out", "{out}"),
+    ),
+    Case(
+        "merge-library-and-adapters",
+        "pass --library DIR or --adapters",
+        "one of the two",
+        ("merge", "--library", "{lib}", "--adapters", "x:{lib}/experts/hop1", "--out", "{out}"),
+    ),
+    Case(
+        "import-another-base",
+        "was trained on another base",
+        "pass the base it was trained on as --base",
+        (*IMPORT, "n={lib}/narrow"),
+        error=LibraryError,
+        corrupt=_narrow_lora,
+    ),
+    Case("import-not-name-path", "is not NAME=PATH", "hop1=/loras/hop1", (*IMPORT, "{lib}/experts/hop1")),
+    Case(
+        "import-not-lora",
+        "peft_type 'IA3' is not LORA",
+        "pass a PEFT LoRA adapter directory",
+        (*IMPORT, "x={lib}/foreign"),
+        corrupt=_foreign_copy("foreign", peft_type="IA3"),
+    ),
     # -- merge: methods, experts, parameters, weights
     Case("merge-unknown-method", "unknown method 'avrage'", "use one of", (*MERGE, "--method", "avrage")),
     Case("merge-unknown-expert", "hop9 not in library", "it has hop1, hop2", (*MERGE[:4], "hop1,hop9", *MERGE[5:])),

@@ -79,7 +79,9 @@ def _check_library_world(library: Any, spec) -> None:
 
     from lorareuse_plugin.library.manifest import read_manifest
 
-    data = read_manifest(manifest_file.parent)["data"]  # a corrupt manifest is a one-line LibraryError
+    data = read_manifest(manifest_file.parent).get("data")  # a corrupt manifest is a one-line LibraryError
+    if not isinstance(data, dict):
+        return  # imported adapters: no world of ours to match
     fam = spec.familiarity.value if spec.familiarity else None
     if data.get("family") != spec.family or data.get("familiarity") != fam:
         return

@@ -7,15 +7,15 @@ it: a truncated, edited or missing file is an error, never a silently different 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from lorareuse_plugin.errors import LibraryError
 from lorareuse_plugin.io import file_sha256, write_bytes_atomic
+from lorareuse_plugin.library.adapter import ADAPTER_FILES, OURS_FIX, read_adapter_info
+from lorareuse_plugin.library.source import MANIFEST, Library
 
-MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+IMPORTED = "imported"  # manifest kind written by `library import`: provenance of foreign adapters, no world
 INCOMPLETE = "incomplete"  # present while `library build` runs; a library that has it is refused
 
 
@@ -49,7 +49,7 @@ def read_manifest(root: Path) -> dict:
     return manifest
 
 
-_EXPERT_FIELDS = {"path": str, "files": dict, "split": str, "weights_hash": str, "rank": int, "targets": list}
+_EXPERT_FIELDS = {"path": str, "files": dict, "weights_hash": str, "rank": int, "targets": list}
 
 
 def _malformed(manifest: dict) -> str | None:
@@ -58,14 +58,17 @@ def _malformed(manifest: dict) -> str | None:
     base, data, experts = manifest.get("base"), manifest.get("data"), manifest.get("experts")
     if not isinstance(base, dict) or not all(isinstance(base.get(k), str) for k in ("name_or_path", "config_hash")):
         return "'base' lacks name_or_path/config_hash"
-    if not isinstance(data, dict) or not all(k in data for k in ("family", "seed", "sizes", "members")):
+    imported = manifest.get("kind") == IMPORTED
+    if not imported and (
+        not isinstance(data, dict) or not all(k in data for k in ("family", "seed", "sizes", "members"))
+    ):
         return "'data' lacks family/seed/sizes/members"
     if not isinstance(experts, dict):
         return "'experts' is not a mapping"
     for name, entry in experts.items():
         if not isinstance(entry, dict):
             return f"expert {name} is not a mapping"
-        for key, kind in _EXPERT_FIELDS.items():
+        for key, kind in {**_EXPERT_FIELDS, **({} if imported else {"split": str})}.items():
             if not isinstance(entry.get(key), kind):
                 return f"expert {name} lacks {key}"
         rel = Path(entry["path"])
@@ -78,44 +81,15 @@ def write_manifest(root: Path, manifest: dict) -> None:
     write_bytes_atomic(Path(root) / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
 
 
-@dataclass(frozen=True)
-class Library:
-    """A verified library: every expert's files match the manifest."""
-
-    root: Path
-    manifest: dict
-
-    @property
-    def expert_names(self) -> tuple[str, ...]:
-        return tuple(self.manifest["experts"])
-
-    def expert_dir(self, name: str) -> Path:
-        if name not in self.manifest["experts"]:
-            raise LibraryError(f"library {self.root} has no expert {name!r}: it has {', '.join(self.expert_names)}")
-        return self.root / self.manifest["experts"][name]["path"]
-
-    def dataset(self):
-        """The world the experts were trained on (generated, cached by spec)."""
-        from lorareuse_plugin.data.build import build_dataset, make_spec
-
-        data = self.manifest["data"]
-        return build_dataset(make_spec(data["family"], data["familiarity"], data["seed"], **data["sizes"]))
-
-    @property
-    def manifest_hash(self) -> str:
-        return file_sha256(self.root / MANIFEST)
-
-
-def verify_expert(root: Path, name: str, entry: dict) -> None:
+def verify_expert(root: Path, name: str, entry: dict, fix: str = "rebuild with `lorareuse library build`") -> None:
     expert_dir = Path(root) / entry["path"]
     if not expert_dir.is_dir():
-        raise LibraryError(f"expert {name}: directory {expert_dir} is missing: rebuild with `lorareuse library build`")
+        raise LibraryError(f"expert {name}: directory {expert_dir} is missing: {fix}")
     actual = adapter_hashes(expert_dir)
     for fname, digest in entry["files"].items():
         if actual.get(fname) != digest:
             raise LibraryError(
-                f"expert {name}: {expert_dir / fname} does not match its manifest hash "
-                "(corrupted or edited): rebuild with `lorareuse library build`"
+                f"expert {name}: {expert_dir / fname} does not match its manifest hash (corrupted or edited): {fix}"
             )
 
 
@@ -130,6 +104,11 @@ def load_library(root: str | Path) -> Library:
             f"library {root} is incomplete: its build stopped before expert(s) {todo or '?'} were written; "
             f"finish it with `lorareuse library build {recipe} --out {root}`"
         )
+    imported = manifest.get("kind") == IMPORTED
+    fix = "re-import it with `lorareuse library import`" if imported else OURS_FIX
+    adapters = {}
     for name, entry in manifest.get("experts", {}).items():
-        verify_expert(root, name, entry)
-    return Library(root, manifest)
+        verify_expert(root, name, entry, *([fix] if imported else []))
+        # ranks and targets from the weights themselves, never from the manifest alone
+        adapters[name] = read_adapter_info(name, root / entry["path"], files=dict(entry["files"]), fix=fix)
+    return Library(root, manifest, adapters, IMPORTED if imported else "manifest")

@@ -1,6 +1,8 @@
 """Prove adapters changed the output (lm-eval once dropped LoRAs silently, lm-eval#2432).
 
-The probe prompts come from the library's own data: each chosen expert's probe questions.
+The probe prompts come from the library's own data (each chosen expert's probe questions) when we
+built it; foreign adapters get a fixed set of neutral prompts that depend on no world of ours. An
+all-zero adapter fails on either set.
 """
 
 from __future__ import annotations
@@ -22,7 +24,21 @@ def check_wanted(value) -> bool:
     raise ConfigError(f"check_adapters={value!r} is not a boolean: use check_adapters=true or check_adapters=false")
 
 
+# short, world-independent prompts of several kinds: any adapter that changes the model at all
+# changes the next-token logits of some of them
+NEUTRAL_PROMPTS = (
+    "Q: What is the capital of France?\nA:",
+    "The weather today is",
+    "Q: A farmer has 3 crates with 4 apples each. How many apples does the farmer have?\nA:",
+    "Once upon a time, there was a",
+    "def add(a, b):\n    return",
+    "Translate to German: good morning\n",
+)
+
+
 def probe_prompts(spec, per_expert: int = 2) -> list[str]:
+    if not spec.library.has_world:
+        return list(NEUTRAL_PROMPTS)
     ds = spec.library.dataset()
     prompts = [d["prompt"] for d in ds.splits["test"][:per_expert]]
     for expert in spec.experts:

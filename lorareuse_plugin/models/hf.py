@@ -34,11 +34,16 @@ def latest_instance():
 def spec_from_model_args(model_args: dict[str, Any]) -> ReuseSpec:
     """The spec a ``--model_args`` dict describes (without loading any model)."""
     args = dict(model_args)
-    if not args.get("library"):
-        raise ConfigError("lorareuse-hf needs library=<dir> (built by `lorareuse library build`)")
+    if not args.get("library") and not args.get("adapters"):
+        raise ConfigError(
+            "lorareuse-hf needs library=<dir> (built by `lorareuse library build`, or a folder of PEFT LoRA dirs) "
+            "or adapters=NAME:PATH+NAME:PATH"
+        )
     method = str(args.pop("method", "delta_mean"))
     params = split_reuse_kwargs(method, args)
-    return parse_spec(args["library"], method, args.get("experts"), args.get("weights"), **params)
+    return parse_spec(
+        args.get("library"), method, args.get("experts"), args.get("weights"), adapters=args.get("adapters"), **params
+    )
 
 
 def split_reuse_kwargs(method: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -92,11 +97,15 @@ def resolve_spec(
     weights: Any,
     kwargs: dict[str, Any],
     refuse: dict[str, str] | None = None,
+    adapters: Any = None,
 ) -> tuple[ReuseSpec, Any]:
     """Validate a backend's model_args before anything loads: the spec (its method parameters popped
     from ``kwargs``), methods the backend ``refuse``s, and the base it must run on."""
-    if not library:
-        raise ConfigError(f"{backend} needs library=<dir> (built by `lorareuse library build`)")
+    if not library and not adapters:
+        raise ConfigError(
+            f"{backend} needs library=<dir> (built by `lorareuse library build`, or a folder of PEFT LoRA dirs) "
+            "or adapters=NAME:PATH+NAME:PATH"
+        )
     stacked = [f"{k}=" for k in STACKING_ARGS if kwargs.get(k)]
     if stacked:
         raise ConfigError(
@@ -104,12 +113,19 @@ def resolve_spec(
             "stacked silently under the reuse spec; drop it, or serve one adapter as method=single:<expert>"
         )
     params = split_reuse_kwargs(method, kwargs)
-    spec = parse_spec(library, method, experts, weights, **params)
+    spec = parse_spec(library, method, experts, weights, adapters=adapters, **params)
     if refuse and spec.method.name in refuse:
         raise ConfigError(refuse[spec.method.name])
-    base = spec.library.manifest["base"]
-    pretrained = pretrained if pretrained is not None else base["name_or_path"]
-    check_base_matches(pretrained, base)
+    base = spec.library.base
+    if pretrained is None:
+        if base is None:
+            raise ConfigError(
+                f"{backend}: {spec.library.describe()} names no common base (base_model_name_or_path differs or is "
+                "empty): pass pretrained=<the base the adapters were trained on>"
+            )
+        pretrained = base["name_or_path"]
+    if base is not None and base.get("config_hash"):
+        check_base_matches(pretrained, base)
     from lorareuse_plugin.reuse.lora_io import check_fits_base
 
     check_fits_base(spec, pretrained)  # an expert dir trained on another base, before PEFT's size-mismatch dump
@@ -128,11 +144,12 @@ class LorareuseHFLM(RoutedMixin, HFLM):
         experts: Any = None,
         weights: Any = None,
         check_adapters: bool = True,
+        adapters: Any = None,
         **kwargs: Any,
     ) -> None:
         check = check_wanted(check_adapters)  # before anything loads
         self.reuse_spec, pretrained = resolve_spec(
-            "lorareuse-hf", pretrained, library, method, experts, weights, kwargs
+            "lorareuse-hf", pretrained, library, method, experts, weights, kwargs, adapters=adapters
         )
         super().__init__(pretrained=pretrained, **kwargs)
         self.route_log: dict[tuple[str, int], str] = {}
@@ -181,7 +198,13 @@ class LorareuseHFLM(RoutedMixin, HFLM):
                 from lorareuse_plugin.reuse.seq_arrow import SeqArrowScorer
 
                 self._scorer = SeqArrowScorer(
-                    spec, self._model, self.tokenizer, prefix=_PEFT_PREFIX, base_context=self._model.disable_adapter
+                    spec,
+                    self._model,
+                    self.tokenizer,
+                    prefix=_PEFT_PREFIX,
+                    base_context=self._model.disable_adapter,
+                    batch_size=self.batch_size if isinstance(self.batch_size, int) else 16,  # "auto" -> 16
+                    max_length=self.max_length,  # lm-eval truncates contexts to this: score the same tokens
                 )
         self._model.eval()
 

@@ -200,6 +200,11 @@ def run_parity(
     if tie_tolerance is not None and not 0 < tie_tolerance < 1:
         raise ConfigError(f"--tie-tolerance {tie_tolerance} must be in (0, 1) nats, e.g. 1e-3")
     spec = parse_spec(library, method, experts, weights, **params)
+    if not spec.library.has_world:
+        raise ConfigError(
+            f"parity draws its requests from the library's own tasks, and {spec.library.describe()} has none: run it "
+            "on a library built by `lorareuse library build` (or compare lorareuse-hf and lorareuse-vllm on your task)"
+        )
     if spec.method.name in REFUSED:  # before the HF run, not after it
         raise ConfigError(REFUSED[spec.method.name])
     ll, gen = probe_requests(spec, per_task)

@@ -48,7 +48,7 @@ class RoutedMixin:
         spec = self.reuse_spec  # type: ignore[attr-defined]
         out = []
         for r in requests:
-            e = expert_for_task(r.task_name or "", spec.experts, spec.params)
+            e = expert_for_task(r.task_name or "", spec.experts, spec.params, catalog=spec.library.has_world)
             out.append((e, e or "base"))
         return out
 
@@ -60,7 +60,13 @@ class RoutedMixin:
 
         params = self.reuse_spec.params  # type: ignore[attr-defined]
         out: list[tuple[str | None, str]] = []
-        for scores in self._scorer.scores([r.args[0] for r in requests]):  # type: ignore[attr-defined]
+        # one decision per document: a multiple-choice document whose contexts differ per choice is
+        # routed by its first request's context, so all its log-likelihoods come from one model
+        first: dict[tuple, str] = {}
+        for r in requests:
+            first.setdefault((r.task_name, r.doc_id), r.args[0])
+        contexts = [first[(r.task_name, r.doc_id)] for r in requests]
+        for scores in self._scorer.scores(contexts):  # type: ignore[attr-defined]
             experts, weights = mix(scores, params.top_k, params.temperature)
             if len(experts) == 1:
                 out.append((experts[0], experts[0]))
@@ -92,6 +98,19 @@ class RoutedMixin:
                 out[i] = res
         return out
 
+    def set_cache_hook(self, cache_hook) -> None:
+        """lm-eval's cache (``--use_cache``, ``simple_evaluate(use_cache=…)``) keys requests by their
+        text alone: two specs — or one spec before and after a bug fix — would share answers. The
+        cache moves to a table named by the spec's key (which holds the method's code hash), from
+        Python as from our CLI."""
+        db = getattr(cache_hook, "dbdict", None)
+        if db is not None and hasattr(db, "tablename") and hasattr(db, "conn"):
+            table = f"lorareuse_{self.reuse_spec.key[:16]}"  # type: ignore[attr-defined]
+            db.conn.execute(f'CREATE TABLE IF NOT EXISTS "{table}" (key TEXT PRIMARY KEY, value BLOB)')
+            db.conn.commit()
+            db.tablename = table
+        super().set_cache_hook(cache_hook)  # type: ignore[misc]
+
     def served_by(self) -> dict[str, dict[str, int]]:
         summary: dict[str, Counter] = defaultdict(Counter)
         for (task, _), label in self.route_log.items():
@@ -114,8 +133,7 @@ class RoutedMixin:
 
     def _contaminated(self) -> list[str]:
         spec = self.reuse_spec  # type: ignore[attr-defined]
-        experts = spec.library.manifest["experts"]
-        return sorted(n for n in spec.experts if experts.get(n, {}).get("contaminated"))
+        return sorted(n for n in spec.experts if spec.library.contaminated(n))
 
     def get_model_info(self) -> dict:
         parent = super()
@@ -131,7 +149,9 @@ class RoutedMixin:
             "adapters": {
                 e: {
                     "path": str(spec.library.expert_dir(e)),
-                    "weights_sha256": spec.library.manifest["experts"][e]["weights_hash"],
+                    "weights_sha256": spec.library.adapter(e).weights_sha256,
+                    "rank": spec.library.adapter(e).rank,
+                    "targets": list(spec.library.adapter(e).targets),
                 }
                 for e in spec.experts
             },

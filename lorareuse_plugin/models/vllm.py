@@ -85,22 +85,22 @@ class LorareuseVLLM(RoutedMixin, VLLM):
         experts: Any = None,
         weights: Any = None,
         max_lora_rank: Any = None,
+        adapters: Any = None,
         **kwargs: Any,
     ) -> None:
         spec, pretrained = resolve_spec(
-            "lorareuse-vllm", pretrained, library, method, experts, weights, kwargs, refuse=REFUSED
+            "lorareuse-vllm", pretrained, library, method, experts, weights, kwargs, refuse=REFUSED, adapters=adapters
         )
         name = spec.method.name
         self.reuse_spec = spec
         self._adapters = self._adapter_dirs(spec)
-        experts_meta = spec.library.manifest["experts"]
         ranks = [self._rank(p) for p in self._adapters.values()] or [1]
         needed = max(ranks)
         if name == "seq_arrow":
             from lorareuse_plugin.reuse.seq_arrow import mixture_rank
 
             needed = mixture_rank(ranks, spec.params.top_k)
-        targets = sorted({t for e in spec.experts for t in experts_meta[e]["targets"]} - {"lm_head"})
+        targets = sorted({t for e in spec.experts for t in spec.library.adapter(e).targets} - {"lm_head"})
         lora: dict[str, Any] = {}
         if self._adapters:
             lora = {
@@ -179,17 +179,25 @@ class LorareuseVLLM(RoutedMixin, VLLM):
     def _adapter_dirs(spec: ReuseSpec) -> dict[str, Any]:
         if spec.method.name == "base":
             return {}
-        if spec.method.kind == "route":
-            return {e: spec.library.expert_dir(e) for e in spec.experts}
         from lorareuse_plugin.reuse.merge import merged_adapter
+
+        if spec.method.kind == "route":
+            if spec.library.kind == "manifest":
+                return {e: spec.library.expert_dir(e) for e in spec.experts}
+            from lorareuse_plugin.reuse.spec import parse_spec
+
+            # foreign LoRAs may carry rank/alpha patterns or rsLoRA, which vLLM does not read as PEFT does:
+            # serve each as its plain copy (the same ΔW, scaling 1, one rank)
+            return {e: merged_adapter(parse_spec(spec.library, f"single:{e}")) for e in spec.experts}
 
         return {"merged": merged_adapter(spec)}
 
     @staticmethod
     def _rank(path) -> int:
-        import json
+        """The largest rank of any module, from the weights (rank_pattern may exceed ``r``)."""
+        from lorareuse_plugin.library.adapter import read_adapter_info
 
-        return int(json.loads((path / "adapter_config.json").read_text())["r"])
+        return read_adapter_info(path.name, path).rank
 
     @staticmethod
     def _base_scorer(spec: ReuseSpec, pretrained: Any):

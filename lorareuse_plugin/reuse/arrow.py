@@ -4,13 +4,17 @@ Every LoRA layer scores each token against each expert's prototype (|x·v|), kee
 mixes their outputs with softmax(score/temperature). Built with ``peft.create_arrow_model``,
 seeded, with its power-iteration prototypes replaced by exact SVD ones. HF only: vLLM applies one
 adapter per request.
+
+PEFT's Arrow needs every expert at one rank on the same modules. Experts that differ (foreign
+LoRAs often do) are served from plain copies padded with zeros — the same ΔW exactly — and an
+expert that does not adapt a module gets a zero prototype there: it scores 0 (|x·0|), so top-1
+routing picks an expert that adapts the module; with top_k ≥ 2 it can take a softmax share and
+contribute nothing (documented, tested).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from lorareuse_plugin.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -24,14 +28,60 @@ def check_spec(spec) -> None:
     from lorareuse_plugin.reuse.seq_arrow import check_spec as check_top_k
 
     check_top_k(spec)
-    experts = spec.library.manifest["experts"]
-    ranks = {experts[e]["rank"] for e in spec.experts}
-    targets = {tuple(sorted(experts[e]["targets"])) for e in spec.experts}
-    if len(ranks) > 1 or len(targets) > 1:
-        raise ConfigError(
-            f"arrow needs experts of equal rank and targets; {'+'.join(spec.experts)} have ranks "
-            f"{sorted(ranks)} and {len(targets)} different target sets (use seq_arrow or delta_mean)"
-        )
+
+
+def _uniform(spec) -> bool:
+    """Every expert plain, at one rank, on the same modules: PEFT's Arrow can load the dirs as they are."""
+    infos = [spec.library.adapter(e) for e in spec.experts]
+    ranks = {r for a in infos for r in a.ranks.values()}
+    modules = {tuple(sorted(a.ranks)) for a in infos}
+    plain = all(
+        not a.use_rslora and not a.config.get("rank_pattern") and not a.config.get("alpha_pattern") for a in infos
+    )
+    return len(ranks) == 1 and len(modules) == 1 and plain
+
+
+def padded_dirs(spec) -> list[str]:
+    """Plain copies of the experts at one rank on the union of their modules (zeros where an expert
+    has no LoRA), content-addressed in the cache; the experts' own dirs when they already fit."""
+    if _uniform(spec):
+        return [str(spec.library.expert_dir(e)) for e in spec.experts]
+    import hashlib
+    import json
+
+    from lorareuse_plugin.cache import cache_root
+    from lorareuse_plugin.io import atomic_dir
+    from lorareuse_plugin.reuse.lora_io import LoraFactors, module_shapes, read_adapter, write_adapter
+
+    adapters = [read_adapter(spec.library.expert_dir(e), spec.library.fix) for e in spec.experts]
+    shapes = module_shapes(adapters)
+    rank = max(a.shape[0] for ad in adapters for a, _ in ad.modules.values())
+    out = []
+    for name, ad in zip(spec.experts, adapters, strict=True):
+        key = hashlib.sha256(
+            json.dumps([spec.library.adapter(name).weights_sha256, rank, sorted(shapes)]).encode()
+        ).hexdigest()
+        path = cache_root() / "arrow_padded" / key[:24]
+        if not (path / "adapter_config.json").is_file():
+            import torch
+
+            modules = {
+                m: ad.modules.get(m) or (torch.zeros(rank, shape[1]), torch.zeros(shape[0], rank))
+                for m, shape in shapes.items()
+            }
+            with atomic_dir(path, None) as tmp:
+                write_adapter(tmp, LoraFactors(modules), ad.base_model_name_or_path)
+        out.append(str(path))
+    return out
+
+
+def _prototype(a, b):
+    """The exact prototype; zero for an expert padded in with no LoRA on this module."""
+    from lorareuse_plugin.reuse.prototypes import top_right_singular_vector
+
+    if not bool(a.any()) or not bool(b.any()):
+        return a.new_zeros(a.shape[1])
+    return top_right_singular_vector(a, b)
 
 
 def build(base_model, spec):
@@ -40,9 +90,7 @@ def build(base_model, spec):
     from peft import ArrowConfig, create_arrow_model
     from peft.tuners.lora import LoraLayer
 
-    from lorareuse_plugin.reuse.prototypes import top_right_singular_vector
-
-    paths = [str(spec.library.expert_dir(e)) for e in spec.experts]
+    paths = padded_dirs(spec)
     cfg = ArrowConfig(top_k=spec.params.top_k, router_temperature=spec.params.temperature, rng_seed=spec.params.seed)
     model = create_arrow_model(base_model, task_specific_adapter_paths=paths, arrow_config=cfg)
     with torch.no_grad():
@@ -52,7 +100,7 @@ def build(base_model, spec):
                 router.gen_know_sub(mod.lora_A, mod.lora_B)
                 router.build_prototypes(mod.lora_A, mod.lora_B)
                 protos = [
-                    top_right_singular_vector(mod.lora_A[n].weight.float(), mod.lora_B[n].weight.float())
+                    _prototype(mod.lora_A[n].weight.float(), mod.lora_B[n].weight.float())
                     for n in router.task_adapter_names
                 ]
                 router.prototypes.copy_(torch.stack(protos).to(router.prototypes.dtype))

@@ -7,20 +7,17 @@ have to care about ``lora_alpha``, ``r`` or rsLoRA again.
 from __future__ import annotations
 
 import json
-import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lorareuse_plugin.errors import LibraryError
+from lorareuse_plugin.library.adapter import FOREIGN_FIX, LORA_KEY, WEIGHTS_FILE, read_adapter_info
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 _PREFIX = "base_model.model."
-_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
-_UNSUPPORTED = {"use_dora": "DoRA", "lora_bias": "lora_bias", "use_qalora": "QA-LoRA", "use_bdlora": "BD-LoRA"}
 
 
 @dataclass
@@ -41,100 +38,47 @@ class LoraFactors:
         return sorted({m.rsplit(".", 1)[-1] for m in self.modules})
 
 
-def _pattern_value(patterns: dict, module: str, default):
-    for key, value in patterns.items():
-        if module == key or module.endswith("." + key) or re.fullmatch(key, module):
-            return value
-    return default
-
-
-def read_adapter(path: str | Path) -> LoraFactors:
-    """Load ``adapter_config.json`` + ``adapter_model.safetensors``; refuse what we can't merge exactly."""
+def read_adapter(path: str | Path, fix: str = FOREIGN_FIX) -> LoraFactors:
+    """Load a PEFT LoRA dir as scaled factors; refuse what we can't merge exactly (checked on the
+    config and header first by ``read_adapter_info``, then NaN/inf on the tensors). ``fix``: what to
+    tell the user when a file is missing or corrupt (rebuild ours, or pass another dir)."""
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    path = Path(path)
-    cfg_file, weights_file = path / "adapter_config.json", path / "adapter_model.safetensors"
-    for f in (cfg_file, weights_file):
-        if not f.is_file():
-            raise LibraryError(f"adapter {path}: {f.name} is missing; pass a PEFT LoRA adapter directory")
+    info = read_adapter_info(Path(path).name, path, fix=fix)
     try:
-        cfg = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError:
-        raise LibraryError(
-            f"adapter {path}: adapter_config.json is not valid JSON; rebuild the expert with `lorareuse library build`"
-        ) from None
-    if not isinstance(cfg, dict) or cfg.get("peft_type") != "LORA":
-        peft_type = cfg.get("peft_type") if isinstance(cfg, dict) else None
-        raise LibraryError(f"adapter {path}: peft_type {peft_type!r} is not LORA; pass a PEFT LoRA adapter directory")
-    for key, what in _UNSUPPORTED.items():
-        if cfg.get(key):
-            raise LibraryError(f"adapter {path}: {what} adapters can't be merged exactly; use plain LoRA")
-    if cfg.get("bias", "none") != "none" or cfg.get("modules_to_save"):
-        raise LibraryError(f"adapter {path}: bias/modules_to_save are not supported; use plain LoRA")
-    try:
-        tensors = load_file(str(weights_file))
+        tensors = load_file(str(info.path / WEIGHTS_FILE))
     except (SafetensorError, OSError, ValueError) as e:
         why = " ".join(str(e).split())
-        raise LibraryError(
-            f"adapter {path}: adapter_model.safetensors is unreadable ({why}); "
-            "rebuild the expert with `lorareuse library build`"
-        ) from None
+        raise LibraryError(f"adapter {info.path}: {WEIGHTS_FILE} is unreadable ({why}); {fix}") from None
     parts: dict[str, dict[str, torch.Tensor]] = {}
     for key, t in tensors.items():
-        m = _KEY.match(key)
-        if not m:
-            raise LibraryError(
-                f"adapter {path}: unexpected tensor {key!r}; only lora_A/lora_B weights are supported (plain LoRA)"
-            )
-        parts.setdefault(m["module"], {})[m["ab"]] = t
-    r0, alpha0 = cfg.get("r"), cfg.get("lora_alpha")
-    if not isinstance(r0, int) or isinstance(r0, bool) or not isinstance(alpha0, int | float) or r0 < 1:
-        raise LibraryError(
-            f"adapter {path}: adapter_config.json lacks a valid r/lora_alpha; "
-            "rebuild the expert with `lorareuse library build`"
-        )
+        m = LORA_KEY.match(key)
+        parts.setdefault(m["module"], {})[m["ab"]] = t  # every key matched: read_adapter_info checked
     modules = {}
-    for module, ab in sorted(parts.items()):
-        if set(ab) != {"A", "B"}:
-            raise LibraryError(
-                f"adapter {path}: module {module} lacks lora_{'B' if 'A' in ab else 'A'}; "
-                "rebuild the expert with `lorareuse library build`"
-            )
-        a, b = ab["A"].float(), ab["B"].float()
-        if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[1]:
-            raise LibraryError(
-                f"adapter {path}: module {module} has inconsistent shapes A{tuple(a.shape)} B{tuple(b.shape)}; "
-                "rebuild the expert with `lorareuse library build`"
-            )
+    for module in info.ranks:
+        a, b = parts[module]["A"].float(), parts[module]["B"].float()
         if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
-            raise LibraryError(f"adapter {path}: module {module} holds NaN/inf weights; retrain the expert")
-        r = _pattern_value(cfg.get("rank_pattern") or {}, module, r0)
-        alpha = _pattern_value(cfg.get("alpha_pattern") or {}, module, alpha0)
-        if r != a.shape[0]:
-            raise LibraryError(
-                f"adapter {path}: module {module} has rank {a.shape[0]} but the config says {r}; "
-                "rebuild the expert with `lorareuse library build`"
-            )
-        scaling = alpha / (math.sqrt(r) if cfg.get("use_rslora") else r)
-        modules[module] = (a, b * scaling)
-    if not modules:
-        raise LibraryError(f"adapter {path}: holds no LoRA weights; rebuild the expert with `lorareuse library build`")
-    return LoraFactors(modules, cfg.get("base_model_name_or_path") or "", str(path))
+            raise LibraryError(f"adapter {info.path}: module {module} holds NaN/inf weights; retrain the expert")
+        modules[module] = (a, b * info.scaling(module))
+    return LoraFactors(modules, info.base_model_name_or_path, str(info.path))
 
 
 def write_adapter(path: Path, factors: LoraFactors, base_model_name_or_path: str) -> None:
-    """Write a plain PEFT LoRA adapter (uniform rank ``R``, ``lora_alpha = R`` so scaling is 1)."""
+    """Write a plain PEFT LoRA adapter (scaling 1: ``lora_alpha = r``). Modules of lower rank are
+    zero-padded to the largest rank — the same ΔW exactly — so the dir has one ``r`` that every
+    loader (PEFT, vLLM, LoRAX) reads the same way, with no rank/alpha patterns to interpret."""
     import torch
     from safetensors.torch import save_file
 
-    ranks = {a.shape[0] for a, _ in factors.modules.values()}
-    if len(ranks) != 1:
-        raise ValueError(f"write_adapter needs one rank for every module, got {sorted(ranks)}")
-    (rank,) = ranks
+    rank = max(a.shape[0] for a, _ in factors.modules.values())
     tensors = {}
     for module, (a, b) in factors.modules.items():
+        pad = rank - a.shape[0]
+        if pad:
+            a = torch.cat([a, a.new_zeros(pad, a.shape[1])])
+            b = torch.cat([b, b.new_zeros(b.shape[0], pad)], dim=1)
         tensors[f"{_PREFIX}{module}.lora_A.weight"] = a.contiguous().to(torch.float32)
         tensors[f"{_PREFIX}{module}.lora_B.weight"] = b.contiguous().to(torch.float32)
     config = {
@@ -174,89 +118,19 @@ def module_shapes(adapters: list[LoraFactors]) -> dict[str, tuple[int, int]]:
     return dict(sorted(shapes.items()))
 
 
-def adapter_shapes(path: str | Path) -> dict[str, tuple[int, int]]:
-    """(out, in) of every module an adapter touches, from the safetensors header alone (no tensor is read)."""
-    from safetensors import safe_open
-
-    weights_file = Path(path) / "adapter_model.safetensors"
-    try:
-        with safe_open(str(weights_file), framework="pt") as f:
-            header = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except Exception as e:  # missing, truncated, not safetensors
-        raise LibraryError(
-            f"adapter {path}: adapter_model.safetensors is unreadable ({type(e).__name__}); "
-            "rebuild the expert with `lorareuse library build`"
-        ) from None
-    dims: dict[str, list] = {}
-    for key, shape in header.items():
-        m = _KEY.match(key)
-        if m and len(shape) == 2:  # anything else is reported by read_adapter
-            d = dims.setdefault(m["module"], [None, None])
-            d[1 if m["ab"] == "A" else 0] = shape[1] if m["ab"] == "A" else shape[0]
-    return {k: (d[0], d[1]) for k, d in sorted(dims.items()) if None not in d}
-
-
-def linear_shapes(model) -> dict[str, tuple[int, int]]:
-    """(out, in) of every linear layer of an HF model (GPT-2 style ``Conv1D`` included)."""
-    out = {}
-    for name, mod in model.named_modules():
-        if type(mod).__name__ == "Conv1D":
-            out[name] = (mod.weight.shape[1], mod.weight.shape[0])
-        elif isinstance(getattr(mod, "in_features", None), int) and isinstance(getattr(mod, "out_features", None), int):
-            out[name] = (mod.out_features, mod.in_features)
-    return out
-
-
-_FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
-
-
-def _checkpoint_shapes(model_dir: Path) -> dict[str, tuple[int, int]]:
-    """2-D float weights of a local safetensors checkpoint, from the file headers (cheap: no tensor, no
-    transformers import). Quantised or other tensors are left out."""
-    from safetensors import safe_open
-
-    out = {}
-    for f in sorted(model_dir.glob("*.safetensors")):
-        with safe_open(str(f), framework="np") as st:
-            for key in st.keys():
-                if not key.endswith(".weight"):
-                    continue
-                sl = st.get_slice(key)
-                shape = tuple(sl.get_shape())
-                if len(shape) == 2 and sl.get_dtype() in _FLOAT_DTYPES:
-                    out[key.removesuffix(".weight")] = (shape[0], shape[1])
-    return out
-
-
 def check_fits_base(spec, pretrained) -> None:
-    """Every chosen expert's LoRA must fit the base's layers: an adapter trained on another base (a swapped
-    expert dir) is refused in one line instead of failing inside PEFT with a size-mismatch dump.
+    """Every chosen expert's LoRA must fit the base's layers (see ``library.fit``)."""
+    from lorareuse_plugin.library.fit import base_shapes, check_fits
 
-    ``pretrained`` is a loaded model (its linear layers) or a local model dir (its safetensors headers);
-    anything else (a hub id, ``.bin`` weights) is left to the backend."""
-    if not spec.experts:
+    found = base_shapes(pretrained) if spec.experts else None
+    if found is None:
         return
-    loaded = hasattr(pretrained, "named_modules")
-    if loaded:
-        shapes = linear_shapes(pretrained)
-    else:
-        model_dir = Path(str(pretrained)).expanduser()
-        try:
-            shapes = _checkpoint_shapes(model_dir) if model_dir.is_dir() else {}
-        except Exception:  # an unreadable checkpoint is the backend's to report
-            shapes = {}
-        if not shapes:
-            return
+    shapes, loaded = found
     given = getattr(pretrained, "name_or_path", pretrained)
+    fix = (
+        "rebuild the expert on this base with `lorareuse library build`"
+        if spec.library.kind == "manifest"
+        else "pass the base it was trained on as pretrained="
+    )
     for expert in spec.experts:
-        path = spec.library.expert_dir(expert)
-        for module, shape in adapter_shapes(path).items():
-            have = shapes.get(module)
-            if have is None and not loaded:
-                continue  # checkpoint keys may carry another prefix than the loaded modules: no verdict
-            if have not in (shape, shape[::-1]):  # GPT-2 style Conv1D checkpoints store (in, out)
-                found = f"has no layer {module}" if have is None else f"has {module} as {have}"
-                raise LibraryError(
-                    f"expert {expert} ({path}) was trained on another base: it adapts {module} as {shape} but base "
-                    f"{given} {found}; rebuild the expert on this base with `lorareuse library build`"
-                )
+        check_fits(f"expert {expert}", spec.library.expert_dir(expert), shapes, loaded, given, fix)

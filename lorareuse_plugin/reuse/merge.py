@@ -30,8 +30,10 @@ def merged_adapter(spec: ReuseSpec, out: Path | None = None) -> Path:
         check_out_dir(Path(out), MARKER)  # refuse a bad --out before any work
     path = cache_root() / "merged" / spec.key[:24]
     if not (path / MARKER).is_file():
-        check_fits_base(spec, spec.library.manifest["base"]["name_or_path"])
-        adapters = [read_adapter(spec.library.expert_dir(e)) for e in spec.experts]
+        base = (spec.library.base or {}).get("name_or_path", "")
+        if base:
+            check_fits_base(spec, base)
+        adapters = [read_adapter(spec.library.expert_dir(e), spec.library.fix) for e in spec.experts]
         if spec.method.name == "single":
             factors, stats = adapters[0].modules, {"rank": next(iter(adapters[0].modules.values()))[0].shape[0]}
         else:
@@ -39,7 +41,6 @@ def merged_adapter(spec: ReuseSpec, out: Path | None = None) -> Path:
             factors, stats = result.factors, result.stats
         from lorareuse_plugin.reuse.lora_io import LoraFactors
 
-        base = spec.library.manifest["base"]["name_or_path"]
         with atomic_dir(path, MARKER) as tmp:
             write_adapter(tmp, LoraFactors(factors), base)
             (tmp / MARKER).write_text(json.dumps({"spec": spec.to_json(), "stats": stats}, indent=2) + "\n")

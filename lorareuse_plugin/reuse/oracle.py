@@ -63,18 +63,20 @@ def _task_specs_by_name() -> dict:
     return {s.name: s for s in task_specs()}
 
 
-def expert_for_task(task_name: str, experts: tuple[str, ...], params: Params) -> str | None:
-    """The chosen expert for ``task_name``, or None (base model)."""
+def expert_for_task(task_name: str, experts: tuple[str, ...], params: Params, catalog: bool = True) -> str | None:
+    """The chosen expert for ``task_name``, or None (base model). ``catalog=False`` (adapters not built
+    by us: their names mean nothing to our task catalog) routes every task by ``routes=`` alone."""
     name = task_name.split("::")[-1]
     for glob, expert in overrides(params):
         if fnmatch.fnmatchcase(task_name, glob) or fnmatch.fnmatchcase(name, glob):
             return expert
-    spec = _task_specs_by_name().get(name)
+    spec = _task_specs_by_name().get(name) if catalog else None
     if spec is None:
         if params.route_default == "base":
             return None
+        whose = "is not one of ours" if catalog else "has no expert of ours (the adapters are foreign)"
         raise ConfigError(
-            f"oracle: task {task_name!r} is not one of ours and no routes= entry matches it: "
+            f"oracle: task {task_name!r} {whose} and no routes= entry matches it: "
             f"add routes={name}:<expert> (globs allowed) or route_default=base to serve it with the base model"
         )
     own = spec.split.removeprefix("probe_") if spec.split.startswith("probe_") else "target"

@@ -59,7 +59,16 @@ class SeqArrowScorer:
     cached per prompt.
     """
 
-    def __init__(self, spec, model, tokenizer, prefix: str = "", base_context=None, batch_size: int = 16) -> None:
+    def __init__(
+        self,
+        spec,
+        model,
+        tokenizer,
+        prefix: str = "",
+        base_context=None,
+        batch_size: int = 16,
+        max_length: int | None = None,
+    ) -> None:
         import contextlib
 
         import torch
@@ -70,14 +79,23 @@ class SeqArrowScorer:
         self.experts = list(spec.experts)
         self.model, self.tokenizer = model, tokenizer
         self.batch_size = batch_size if tokenizer.pad_token_id is not None else 1
+        self.max_length = max_length  # the backend's context window: score what the model will see
         self.base_context = base_context or contextlib.nullcontext
         self.device = next(model.parameters()).device
-        adapters = [read_adapter(spec.library.expert_dir(e)) for e in self.experts]
-        modules = sorted(set.intersection(*(set(a.modules) for a in adapters)))
+        adapters = [read_adapter(spec.library.expert_dir(e), spec.library.fix) for e in self.experts]
+        # every module any expert adapts; an expert is scored over its own modules only (experts with
+        # different targets, e.g. foreign LoRAs, are compared by their mean over what each adapts)
+        modules = sorted(set().union(*(set(a.modules) for a in adapters)))
+        self.members = {m: [i for i, ad in enumerate(adapters) if m in ad.modules] for m in modules}
         self.prototypes = {
-            m: torch.stack([top_right_singular_vector(*ad.modules[m]) for ad in adapters]).to(self.device)
+            m: torch.stack([top_right_singular_vector(*adapters[i].modules[m]) for i in self.members[m]]).to(
+                self.device
+            )
             for m in modules
-        }  # module -> [E, in]
+        }  # module -> [E_m, in]
+        self.counts = torch.zeros(len(self.experts))
+        for idx in self.members.values():
+            self.counts[idx] += 1  # modules per expert
         self.layers = {
             n.removeprefix(prefix): mod for n, mod in model.named_modules() if n.removeprefix(prefix) in self.prototypes
         }
@@ -97,14 +115,21 @@ class SeqArrowScorer:
         for i in range(0, len(todo), self.batch_size):
             batch = todo[i : i + self.batch_size]
             pad = len(batch) > 1  # a tokenizer without a pad token scores one prompt at a time
-            enc = self.tokenizer(batch, return_tensors="pt", padding=pad, padding_side="right").to(self.device)
+            ids = self.tokenizer(batch)["input_ids"]
+            if self.max_length:  # lm-eval keeps a context's last max_length tokens
+                ids = [x[-self.max_length :] for x in ids]
+            enc = self.tokenizer.pad({"input_ids": ids}, padding=pad, padding_side="right", return_tensors="pt").to(
+                self.device
+            )
             mask = enc["attention_mask"].unsqueeze(-1).float()  # [B, T, 1]
             total = torch.zeros(len(batch), len(self.experts), device=self.device)
 
             def hook(name: str, total=total, mask=mask):
+                idx = self.members[name]
+
                 def fn(_mod, args):
-                    s = (args[0].float() @ self.prototypes[name].T).abs()  # [B, T, E]
-                    total.add_((s * mask).sum(1) / mask.sum(1))
+                    s = (args[0].float() @ self.prototypes[name].T).abs()  # [B, T, E_m]
+                    total[:, idx] += (s * mask).sum(1) / mask.sum(1)
 
                 return fn
 
@@ -115,6 +140,6 @@ class SeqArrowScorer:
             finally:
                 for h in handles:
                     h.remove()
-            for p, row in zip(batch, (total / len(self.layers)).tolist(), strict=True):
+            for p, row in zip(batch, (total / self.counts.to(total.device)).tolist(), strict=True):
                 self.cache[p] = dict(zip(self.experts, row, strict=True))
         return [self.cache[p] for p in prompts]

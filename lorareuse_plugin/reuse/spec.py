@@ -16,7 +16,7 @@ from typing import Any
 
 import lorareuse_plugin
 from lorareuse_plugin.errors import ConfigError
-from lorareuse_plugin.library.manifest import Library, load_library
+from lorareuse_plugin.library.source import Library, open_library
 from lorareuse_plugin.reuse.params import parse_params
 from lorareuse_plugin.reuse.registry import MethodInfo, get_method
 
@@ -43,11 +43,13 @@ class ReuseSpec:
     def to_json(self) -> dict:
         return {
             "version": SPEC_VERSION,
-            "library": str(self.library.root),
-            "library_name": self.library.manifest.get("library"),
-            "manifest_sha256": self.library.manifest_hash,
+            "library": str(self.library.root) if self.library.root else None,
+            "library_name": self.library.label,
+            **({} if self.library.kind == "manifest" else {"library_kind": self.library.kind}),  # ours: keys unchanged
+            "manifest_sha256": self.library.identity_sha256,
             "experts": list(self.experts),
-            "expert_weights_sha256": {e: self.library.manifest["experts"][e]["weights_hash"] for e in self.experts},
+            # from the files, so a foreign dir edited in place is another spec
+            "expert_weights_sha256": {e: self.library.adapter(e).weights_sha256 for e in self.experts},
             "method": self.method.name,
             "kind": self.method.kind,
             "params": dataclasses.asdict(self.params),
@@ -72,14 +74,17 @@ def _split_list(value: Any) -> list[str]:
 
 
 def parse_spec(
-    library: str | Path | Library,
+    library: str | Path | Library | None,
     method: str,
     experts: Any = None,
     weights: Any = None,
+    *,
+    adapters: Any = None,
     **raw_params: Any,
 ) -> ReuseSpec:
-    """``method`` may be ``single:<expert>``; ``experts`` ``hop1+hop2`` or a list; weights likewise."""
-    lib = library if isinstance(library, Library) else load_library(library)
+    """``method`` may be ``single:<expert>``; ``experts`` ``hop1+hop2`` or a list; weights likewise.
+    ``library`` is ours, a folder of PEFT dirs or a ``Library``; or ``adapters=NAME:PATH+…``."""
+    lib = open_library(library, adapters)
     name, _, single = str(method).partition(":")
     info = get_method(name.strip())
     chosen = _split_list(experts)
@@ -96,11 +101,11 @@ def parse_spec(
             )
         chosen = []
     elif not chosen:
-        chosen = [e for e in lib.expert_names if e in lib.manifest["data"]["members"]]
+        chosen = list(lib.members)
     missing = [e for e in chosen if e not in lib.expert_names]
     if missing:
         raise ConfigError(
-            f"expert(s) {', '.join(missing)} not in library {lib.root}: it has {', '.join(lib.expert_names)}"
+            f"expert(s) {', '.join(missing)} not in {lib.describe()}: it has {', '.join(lib.expert_names)}"
         )
     if len(set(chosen)) != len(chosen):
         raise ConfigError(f"experts list {'+'.join(chosen)} repeats an expert: name each expert once")

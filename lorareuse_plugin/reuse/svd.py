@@ -27,7 +27,7 @@ def check_spec(spec) -> None:
     """A rank above the experts' total rank only pads the adapter with zero factors: refuse it."""
     if spec.params.rank is None:
         return
-    total = sum(int(spec.library.manifest["experts"][e]["rank"]) for e in spec.experts)
+    total = sum(spec.library.adapter(e).rank for e in spec.experts)  # from the weights
     if spec.params.rank > total:
         raise ConfigError(
             f"{spec.method.name}: rank={spec.params.rank} is invalid for {'+'.join(spec.experts)} "

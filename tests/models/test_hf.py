@@ -178,16 +178,18 @@ def test_bad_model_args_fail_before_loading(tiny_library, args, error, needle):
     assert "\n" not in str(err.value)
 
 
-def test_rank_mismatch_is_refused_where_it_matters(tiny_library, tmp_path):
+def test_ranks_come_from_the_weights_not_the_manifest(tiny_library, tmp_path):
+    """A manifest that says hop2 has rank 2 is not believed: the weights say 4, so svd's rank limit is 4 + 4."""
     from lorareuse_plugin.reuse.spec import parse_spec
 
     lib = tmp_path / "lib"
     shutil.copytree(tiny_library, lib)
     manifest = json.loads((lib / "manifest.json").read_text())
-    manifest["experts"]["hop2"]["rank"] = 2  # as a library with a rank-2 hop2 expert would record it
+    manifest["experts"]["hop2"]["rank"] = 2
     (lib / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ConfigError, match="equal rank and targets"):
-        parse_spec(lib, "arrow", "hop1+hop2")
+    assert parse_spec(lib, "svd", "hop1+hop2", rank=8).library.adapter("hop2").rank == 4
+    with pytest.raises(ConfigError, match=r"rank=9 is invalid .*total rank 8"):
+        parse_spec(lib, "svd", "hop1+hop2", rank=9)
 
 
 def test_library_for_another_base_is_refused(tiny_library, tmp_path, test_base):
@@ -273,3 +275,37 @@ def test_a_routed_expert_with_fewer_targets_gets_no_other_experts_lora(tiny_libr
     assert {routed.route_log[(r.task_name, r.doc_id)] for r in mine} == {"hop1"}
     alone = [lp for lp, _ in LorareuseHFLM(method="single:hop1", **args).loglikelihood(mine, disable_tqdm=True)]
     assert max(abs(a - b) for a, b in zip(got, alone, strict=True)) < 1e-4, (got, alone)
+
+
+def test_use_cache_from_python_is_keyed_by_the_spec(task_manager, tiny_library, tmp_path):
+    """``simple_evaluate(use_cache=…)`` (not our CLI): a second spec on the same db is answered by its own
+    model, never from the first spec's cached answers; the same spec again is served from the cache."""
+    from lm_eval import simple_evaluate
+
+    from lorareuse_plugin.models import register_models
+
+    register_models()
+
+    def run(method: str, cache: str | None):
+        return simple_evaluate(
+            model="lorareuse-hf",
+            model_args={"dtype": "float32", "library": str(tiny_library), "method": method},
+            tasks=["lorareuse_twohop_f_mc"],
+            task_manager=task_manager,
+            batch_size=8,
+            device="cpu",
+            bootstrap_iters=0,
+            use_cache=cache,
+        )
+
+    db = str(tmp_path / "lm_cache")
+    first = run("single:hop1", db)
+    fresh = run("single:hop2", None)
+    cached = run("single:hop2", db)  # same db, another spec
+    assert _resps(first, "lorareuse_twohop_f_mc") != _resps(fresh, "lorareuse_twohop_f_mc")
+    _close(_resps(cached, "lorareuse_twohop_f_mc"), _resps(fresh, "lorareuse_twohop_f_mc"), tol=1e-6)
+    import sqlite3
+
+    with sqlite3.connect(next(tmp_path.glob("lm_cache*.db"))) as con:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert len({t for t in tables if t.startswith("lorareuse_")}) == 2

@@ -6,6 +6,7 @@ import lorareuse_plugin
 from lorareuse_plugin.errors import ConfigError
 
 from ..conftest import tiny_task_metadata
+from ..library.test_foreign import adapters_arg, foreign_loras  # noqa: F401  (session fixture)
 
 pytest.importorskip("vllm")
 
@@ -77,6 +78,28 @@ def test_vllm_matches_hf_on_the_same_spec(task_manager, tiny_library, method, ex
         served = vl["config"]["lorareuse"]["served_by"]
         assert set(served["lorareuse_hop1_f"]) == {"hop1"} and set(served["lorareuse_hop2_f"]) == {"hop2"}
         assert set(served["lorareuse_twohop_f_mc"]) == {"target"}
+
+
+@pytest.mark.parametrize(
+    "method,extra",
+    [
+        ("delta_mean", {}),
+        ("seq_arrow", {"top_k": "2"}),
+        ("oracle", {"routes": "lorareuse_hop1_*:alpha+lorareuse_*:beta"}),
+    ],
+)
+def test_vllm_matches_hf_on_foreign_adapters(task_manager, foreign_loras, test_base, method, extra):  # noqa: F811
+    """Plain-PEFT LoRAs of different ranks, targets and rank/alpha patterns (``adapters=``): the same
+    answers on both backends (vLLM serves routed experts from plain normalised copies)."""
+    adapters = adapters_arg(foreign_loras)
+    args = {"adapters": adapters, "pretrained": str(test_base), "method": method, **extra}
+    hf = _run(task_manager, "lorareuse-hf", args)
+    vl = _run(task_manager, "lorareuse-vllm", args)
+    assert_samples_agree(hf, vl, TASKS)
+    assert vl["config"]["lorareuse"]["served_by"] == hf["config"]["lorareuse"]["served_by"]
+    if method == "oracle":
+        assert set(vl["config"]["lorareuse"]["served_by"]["lorareuse_hop1_f"]) == {"alpha"}
+        assert set(vl["config"]["lorareuse"]["served_by"]["lorareuse_hop2_f"]) == {"beta"}
 
 
 def test_arrow_is_refused_with_a_pointer_to_hf(tiny_library):

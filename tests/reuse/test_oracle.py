@@ -23,3 +23,13 @@ def test_a_foreign_task_is_refused_routed_by_glob_or_served_by_the_base_on_reque
     assert expert_for_task("mmlu_anatomy", EXPERTS, p) == "hop2"
     assert expert_for_task("lorareuse_hop1_f", EXPERTS, p) == "target"  # a route overrides the catalog
     assert expert_for_task("arc_easy", EXPERTS, parse_params("oracle", Params, {"route_default": "base"})) is None
+
+
+def test_foreign_adapters_are_routed_by_routes_alone_even_on_our_tasks():
+    """A foreign adapter named like ours (hop1) is not guessed to be our hop1 expert: routes= or a refusal."""
+    p = Params()
+    with pytest.raises(ConfigError, match="has no expert of ours .* add routes=lorareuse_hop1_f:<expert>"):
+        expert_for_task("lorareuse_hop1_f", EXPERTS, p, catalog=False)
+    routed = Params(routes="lorareuse_*:hop2")
+    assert expert_for_task("lorareuse_hop1_f", EXPERTS, routed, catalog=False) == "hop2"
+    assert expert_for_task("lorareuse_hop1_f", EXPERTS, Params(route_default="base"), catalog=False) is None
