@@ -119,9 +119,17 @@ def run_demo(mode: str = "default", out: str | Path = "runs/demo", log: Callable
         combined = write_summary([r for s in summaries for r in s["rows"]], board)
     timings["leaderboard"] = time.time() - t2
     timings["total"] = time.time() - t0
-    markdown = "\n".join([controls, ""] + [s["markdown"] for s in summaries] + [combined["claims_markdown"]])
+    # the controls were printed once, before the ladder they gate; the tables follow them
+    markdown = "\n".join([s["markdown"] for s in summaries] + [combined["claims_markdown"]])
     pngs = [board / d.name / "leaderboard.png" for d in libraries]
-    return {"markdown": markdown, "pngs": pngs, "timings": timings, "out": out, "warnings": warnings}
+    return {
+        "markdown": markdown,
+        "controls": controls,
+        "pngs": pngs,
+        "timings": timings,
+        "out": out,
+        "warnings": warnings,
+    }
 
 
 def _gate_warnings(sections: dict[str, list]) -> list[str]:
