@@ -252,3 +252,23 @@ def test_library_import_refuses_an_adapter_for_another_base(foreign_loras: Path,
     lines = [x for x in bad.stderr.splitlines() if x.strip()]
     assert bad.returncode == 2 and len(lines) == 1 and "was trained on another base" in lines[0], bad.stderr
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["other_base"]
+
+
+def test_seq_arrow_scores_the_tokens_the_model_sees(foreign_loras: Path, test_base: Path) -> None:
+    """With ``max_length`` the scorer keeps a prompt's last tokens, as lm-eval truncates contexts: two prompts
+    that differ only before their last 5 tokens then score alike; whole, they do not."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lorareuse_plugin.reuse.seq_arrow import SeqArrowScorer
+    from lorareuse_plugin.reuse.spec import parse_spec
+
+    spec = parse_spec(str(foreign_loras), "seq_arrow")
+    model = AutoModelForCausalLM.from_pretrained(test_base).eval()
+    tok = AutoTokenizer.from_pretrained(test_base)
+    prompts = ["Q: Where was Mira Volk born?\nA: Zelandia. Orvik", "The capital of Parem is Lisk. Orvik"]
+    tails = [tok(p)["input_ids"][-5:] for p in prompts]
+    assert tails[0] == tails[1] and tok(prompts[0])["input_ids"] != tok(prompts[1])["input_ids"]
+    whole = SeqArrowScorer(spec, model, tok).scores(prompts)
+    cut = SeqArrowScorer(spec, model, tok, max_length=5).scores(prompts)
+    assert whole[0] != whole[1]
+    assert cut[0] == pytest.approx(cut[1], rel=1e-6)
