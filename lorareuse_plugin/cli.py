@@ -209,6 +209,10 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     summary = run_leaderboard(
         args.library,
         args.out,
+        adapters=args.adapters,
+        base=args.base,
+        include_path=args.include_path,
+        routes=args.routes,
         seeds=seeds,
         backend=args.backend,
         batch_size=args.batch_size,
@@ -381,11 +385,32 @@ def build_parser() -> argparse.ArgumentParser:
     me.set_defaults(handler=_cmd_methods)
 
     lb_ = sub.add_parser("leaderboard", help="run the baseline ladder through lm-eval and write the leaderboard")
-    lb_.add_argument("--library", action="append", required=True, help="library dir (repeatable)")
+    lb_.add_argument(
+        "--library",
+        action="append",
+        default=[],
+        help="library dir (repeatable): ours, `library import` output, or a folder of PEFT LoRA dirs",
+    )
+    lb_.add_argument("--adapters", default=None, help="one more library named NAME:PATH+NAME:PATH (PEFT LoRA dirs)")
+    lb_.add_argument("--base", default=None, help="base model for adapters that record none (dir or HF id)")
     lb_.add_argument("--out", required=True, help="output folder")
     lb_.add_argument("--seeds", default=None, help="world seeds, e.g. 0,1,2 (each seed its own library)")
     lb_.add_argument("--methods", default=None, help="reuse methods of the ladder (default: all)")
-    lb_.add_argument("--tasks", default=None, help="tasks (default: every task of the library's family/familiarity)")
+    lb_.add_argument(
+        "--tasks",
+        default=None,
+        help="tasks, ours or any lm-eval task (default: every task of the library's family/familiarity)",
+    )
+    lb_.add_argument(
+        "--include_path",
+        "--include-path",
+        action="append",
+        default=None,
+        help="folder of your own lm-eval task YAML files (repeatable)",
+    )
+    lb_.add_argument(
+        "--routes", default=None, help="oracle routing on tasks not ours: TASK_GLOB:expert+TASK_GLOB:expert"
+    )
     lb_.add_argument("--backend", default="hf", help="hf | vllm (arrow entries are served by hf)")
     lb_.add_argument("--device", default="cpu", help="cpu | cuda")
     lb_.add_argument("--batch-size", type=int, default=32)
@@ -510,7 +535,10 @@ def eval_main(argv: Sequence[str] | None = None) -> None:
     try:
         _key_use_cache(args)
         _annotate_logged_samples()
-        cli.execute(args)
+        from lorareuse_plugin.report.quiet import quiet_git_hash
+
+        with quiet_git_hash():  # no "fatal: not a git repository" outside a checkout
+            cli.execute(args)
     except LorareuseError as e:
         print(f"lorareuse-eval: error: {e}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None

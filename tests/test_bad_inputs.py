@@ -642,6 +642,31 @@ CLI_CASES = [
         (*BOARD, "--claims-threshold", "1.5"),
     ),
     Case("board-resamples", "--resamples 50 is too few", "at least 100", (*BOARD, "--resamples", "50")),
+    # -- leaderboard on adapters and tasks that are not ours
+    Case(
+        "board-include-no-tasks",
+        "--include_path needs --tasks",
+        "naming the tasks",
+        (*BOARD, "--include_path", "{tmp}"),
+    ),
+    Case(
+        "board-routes-unknown-expert",
+        "--routes names expert(s) nope",
+        "it has hop1",
+        (*BOARD, "--tasks", "lorareuse_hop1_f", "--routes", "lorareuse_*:nope"),
+    ),
+    Case(
+        "board-task-typo",
+        "unknown task(s) lorareuse_hop1_ff",
+        "did you mean lorareuse_hop1_f?",
+        (*BOARD, "--tasks", "lorareuse_hop1_ff"),
+    ),
+    Case(
+        "board-foreign-no-tasks",
+        "holds foreign adapters",
+        "pass --tasks",
+        ("leaderboard", "--adapters", "x:{lib}/experts/hop1", "--out", "{out}"),
+    ),
 ]
 
 

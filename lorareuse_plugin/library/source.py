@@ -109,10 +109,6 @@ class Library:
         blob = {n: a.files for n, a in sorted(self.adapters.items())}
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
-    @property
-    def manifest_hash(self) -> str:
-        return self.identity_sha256
-
     def dataset(self):
         """The world the experts were trained on (generated, cached by spec)."""
         if not self.has_world:

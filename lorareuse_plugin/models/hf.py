@@ -27,6 +27,14 @@ _PEFT_PREFIX = "base_model.model."
 _LATEST: list = []  # the most recently built instance, for our CLI's samples annotation
 
 
+def missing_source(backend: str) -> ConfigError:
+    """The one line for model_args that name no adapters at all."""
+    return ConfigError(
+        f"{backend} needs library=<dir> (built by `lorareuse library build`, or a folder of PEFT LoRA dirs) "
+        "or adapters=NAME:PATH+NAME:PATH"
+    )
+
+
 def latest_instance():
     return _LATEST[0]() if _LATEST else None
 
@@ -35,10 +43,7 @@ def spec_from_model_args(model_args: dict[str, Any]) -> ReuseSpec:
     """The spec a ``--model_args`` dict describes (without loading any model)."""
     args = dict(model_args)
     if not args.get("library") and not args.get("adapters"):
-        raise ConfigError(
-            "lorareuse-hf needs library=<dir> (built by `lorareuse library build`, or a folder of PEFT LoRA dirs) "
-            "or adapters=NAME:PATH+NAME:PATH"
-        )
+        raise missing_source("lorareuse-hf")
     method = str(args.pop("method", "delta_mean"))
     params = split_reuse_kwargs(method, args)
     return parse_spec(
@@ -102,10 +107,7 @@ def resolve_spec(
     """Validate a backend's model_args before anything loads: the spec (its method parameters popped
     from ``kwargs``), methods the backend ``refuse``s, and the base it must run on."""
     if not library and not adapters:
-        raise ConfigError(
-            f"{backend} needs library=<dir> (built by `lorareuse library build`, or a folder of PEFT LoRA dirs) "
-            "or adapters=NAME:PATH+NAME:PATH"
-        )
+        raise missing_source(backend)
     stacked = [f"{k}=" for k in STACKING_ARGS if kwargs.get(k)]
     if stacked:
         raise ConfigError(

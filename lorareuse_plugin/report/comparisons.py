@@ -1,13 +1,14 @@
-"""Paired comparisons on the same test items: each reuse entry vs its best single member and vs
-the union expert — the difference, its interval, the exact McNemar p and Holm-adjusted p over the
-whole run (many comparisons are made; a reader should not have to correct for them by eye).
+"""Paired comparisons on the same test items (our composed tests, and every task not ours): each
+reuse entry vs its best single member and vs the union expert — the difference, its interval, the
+exact McNemar p and Holm-adjusted p over the whole run (many comparisons are made; a reader should
+not have to correct for them by eye).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from lorareuse_plugin.report.tables import REUSE_GROUPS, best_member, cell_means, is_composed, pooled
+from lorareuse_plugin.report.tables import REUSE_GROUPS, best_member, cell_means, is_question, pooled
 from lorareuse_plugin.stats import holm, paired_difference
 from lorareuse_plugin.stats.intervals import DEFAULT_RESAMPLES
 from lorareuse_plugin.stats.paired import Difference
@@ -43,7 +44,7 @@ def comparisons(
     mean = cell_means(cells)
     out = []
     for c in cells:
-        if c["group"] not in REUSE_GROUPS or not is_composed(c):
+        if c["group"] not in REUSE_GROUPS or not is_question(c):
             continue
         lib, task = c["library"], c["task"]
         against = []

@@ -2,7 +2,8 @@
 
 Paired tests, cluster intervals and chance levels all need the items, not the task mean. Items
 are clustered by the fact they share: the bridge (``intermediate``: the country of a two-hop
-chain, the count of a math problem) when the document has one, else the gold answer.
+chain, the count of a math problem) when the document has one, else the gold answer (for a task
+that is not ours: lm-eval's ``target``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from lorareuse_plugin.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -36,22 +39,43 @@ def _stated(choice: str, prompt: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(choice)}(?!\w)", prompt) is not None
 
 
-def read_items(samples: Path, metric: str) -> Items:
-    """Items of ``samples_<task>.jsonl`` scored by ``metric`` (``exact_match`` or ``acc``)."""
+def gold_text(target, args: list) -> str:
+    """lm-eval's target as text: a multiple-choice target is the index of the gold choice, whose
+    text is that request's continuation (so items cluster by answer, not by answer position)."""
+    if len(args) > 1 and str(target).lstrip("-").isdigit() and 0 <= int(target) < len(args):
+        return str(args[int(target)][1]).strip()
+    return str(target)
+
+
+def read_items(samples: Path, metric: str, filt: str | None = None) -> Items:
+    """Items of ``samples_<task>.jsonl`` scored by ``metric`` under filter ``filt`` (lm-eval writes one
+    line per document and filter). A task that is not ours has no ``answer``/``choices`` fields of
+    ours: its gold answer is lm-eval's ``target`` and a multiple-choice document has one request per
+    choice."""
     rows = []
     for line in samples.read_text().splitlines():
         s = json.loads(line)
-        doc = s["doc"]
-        prompt = s["arguments"][0][0] if s.get("arguments") else ""
-        choices = [str(c) for c in doc.get("choices", [])]
+        if filt is not None and s.get("filter", filt) != filt:
+            continue
+        doc = s["doc"] if isinstance(s.get("doc"), dict) else {}
+        args = s.get("arguments") or []
+        prompt = args[0][0] if args and isinstance(args[0], list | tuple) else ""
+        choices = [str(c) for c in doc.get("choices", [])] if isinstance(doc.get("choices"), list) else []
+        answer = doc["answer"] if "answer" in doc else gold_text(s.get("target"), args)
+        score = float(s[metric])
+        if score not in (0.0, 1.0):
+            raise ConfigError(
+                f"{samples.name}: {metric}={score} is not a 0/1 item score; the leaderboard's intervals and paired "
+                "tests need one (exact_match, acc): rank this task by such a metric (first in its metric_list)"
+            )
         rows.append(
             (
                 int(s["doc_id"]),
-                int(float(s[metric]) > 0.5),
-                str(doc.get("intermediate") or doc.get("answer")),
-                str(doc.get("answer")),
+                int(score),
+                str(doc.get("intermediate") or answer),
+                str(answer),
                 sum(_stated(c, prompt) for c in choices),
-                len(choices),
+                len(choices) or (len(args) if len(args) > 1 else 0),
             )
         )
     rows.sort()

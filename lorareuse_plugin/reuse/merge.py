@@ -13,7 +13,7 @@ from pathlib import Path
 from lorareuse_plugin.cache import cache_root
 from lorareuse_plugin.errors import ConfigError
 from lorareuse_plugin.io import atomic_dir, check_out_dir
-from lorareuse_plugin.reuse.lora_io import check_fits_base, read_adapter, write_adapter
+from lorareuse_plugin.reuse.lora_io import check_fits_base, read_experts, write_adapter
 from lorareuse_plugin.reuse.spec import ReuseSpec
 
 MARKER = "lorareuse_merge.json"
@@ -33,7 +33,7 @@ def merged_adapter(spec: ReuseSpec, out: Path | None = None) -> Path:
         base = (spec.library.base or {}).get("name_or_path", "")
         if base:
             check_fits_base(spec, base)
-        adapters = [read_adapter(spec.library.expert_dir(e), spec.library.fix) for e in spec.experts]
+        adapters = read_experts(spec.library, spec.experts)
         if spec.method.name == "single":
             factors, stats = adapters[0].modules, {"rank": next(iter(adapters[0].modules.values()))[0].shape[0]}
         else:

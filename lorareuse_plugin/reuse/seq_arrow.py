@@ -73,7 +73,7 @@ class SeqArrowScorer:
 
         import torch
 
-        from lorareuse_plugin.reuse.lora_io import read_adapter
+        from lorareuse_plugin.reuse.lora_io import read_experts
         from lorareuse_plugin.reuse.prototypes import top_right_singular_vector
 
         self.experts = list(spec.experts)
@@ -82,7 +82,7 @@ class SeqArrowScorer:
         self.max_length = max_length  # the backend's context window: score what the model will see
         self.base_context = base_context or contextlib.nullcontext
         self.device = next(model.parameters()).device
-        adapters = [read_adapter(spec.library.expert_dir(e), spec.library.fix) for e in self.experts]
+        adapters = read_experts(spec.library, self.experts)
         # every module any expert adapts; an expert is scored over its own modules only (experts with
         # different targets, e.g. foreign LoRAs, are compared by their mean over what each adapts)
         modules = sorted(set().union(*(set(a.modules) for a in adapters)))

@@ -71,7 +71,7 @@ def test_single_expert_equals_stock_lm_eval_hf_with_peft(task_manager, tiny_libr
     manifest_sha = info["spec"]["manifest_sha256"]
     from lorareuse_plugin.library.manifest import load_library
 
-    assert manifest_sha == load_library(tiny_library).manifest_hash
+    assert manifest_sha == load_library(tiny_library).identity_sha256
     assert info["adapter_check_max_dlogit"] > 0
 
 

@@ -168,15 +168,17 @@ def test_cache_keys_change_with_the_package_version_and_the_methods_code(tiny_li
     import lorareuse_plugin
     from lorareuse_plugin.library.manifest import load_library
     from lorareuse_plugin.report.leaderboard import _run_key
+    from lorareuse_plugin.report.taskpool import TaskPool
     from lorareuse_plugin.reuse.registry import MethodInfo
     from lorareuse_plugin.reuse.spec import parse_spec
 
     lib = load_library(tiny_library)
     entry = next(e for e in ladder(lib.manifest) if e.method == "delta_mean")
-    run_key = _run_key(lib, entry, ["lorareuse_twohop_f"], None, "hf")
+    pool = TaskPool(("lorareuse_twohop_f",), ())
+    run_key = _run_key(lib, entry, pool, None, "hf", "base")
     spec_key = parse_spec(lib, "delta_mean", "hop1+hop2").key
     monkeypatch.setattr(lorareuse_plugin, "__version__", "9.9.9")
-    assert _run_key(lib, entry, ["lorareuse_twohop_f"], None, "hf") != run_key  # leaderboard runs
+    assert _run_key(lib, entry, pool, None, "hf", "base") != run_key  # leaderboard runs
     assert parse_spec(lib, "delta_mean", "hop1+hop2").key != spec_key  # merged adapters and --use_cache
 
     module = tmp_path / "lorareuse_probe_method.py"
@@ -187,3 +189,12 @@ def test_cache_keys_change_with_the_package_version_and_the_methods_code(tiny_li
     module.write_text("def merge(): return 2  # a fixed bug\n")
     sys.modules.pop("lorareuse_probe_method", None)
     assert info.code_sha256 != before
+
+    # a task that is not ours: its YAML (and local data) under --include_path is part of the key
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "mine.yaml").write_text("task: mine\n")
+    theirs = TaskPool(("lorareuse_twohop_f",), ("mine",), (tasks,))
+    before = _run_key(lib, entry, theirs, None, "hf", "base")
+    (tasks / "mine.yaml").write_text("task: mine\ngeneration_kwargs: {until: ['\\n\\n']}\n")
+    assert _run_key(lib, entry, theirs, None, "hf", "base") != before

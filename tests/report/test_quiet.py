@@ -40,3 +40,19 @@ def test_progress_bars_are_off_inside_and_back_after(capsys):
     for _ in tqdm(range(3), desc="shown bar"):
         pass
     assert "shown bar" in capsys.readouterr().err
+
+
+def test_git_hash_is_asked_quietly_outside_a_checkout(tmp_path, monkeypatch, capfd):
+    from lm_eval import evaluator
+
+    from lorareuse_plugin.report.quiet import quiet_git_hash
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    evaluator.get_git_commit_hash()  # lm-eval's own: git complains on stderr
+    assert "not a git repository" in capfd.readouterr().err
+    with quiet_git_hash():
+        assert evaluator.get_git_commit_hash() is None
+    assert "not a git repository" not in capfd.readouterr().err
+    evaluator.get_git_commit_hash()  # restored on exit
+    assert "not a git repository" in capfd.readouterr().err
