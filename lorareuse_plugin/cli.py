@@ -276,7 +276,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise LorareuseError(f"--port {args.port} is not a TCP port: use 1..65535")
-    p = serve.plan(args.library, args.merge or [], args.pretrained)
+    p = serve.plan(args.library, args.merge or [], args.pretrained, adapters=args.adapters)
     cmd = p.argv(args.host, args.port, args.dtype, args.max_model_len, args.vllm_arg or [])
     if args.print_command:
         print(" ".join(cmd))
@@ -446,9 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
     pa.set_defaults(handler=_cmd_parity)
 
     sv = sub.add_parser("serve", help="vLLM's OpenAI server with every expert and merge as a named LoRA module")
-    sv.add_argument("--library", required=True, help="library dir")
+    sv.add_argument("--library", default=None, help="library dir: ours, imported, or a folder of PEFT LoRA dirs")
+    sv.add_argument("--adapters", default=None, help="or name PEFT LoRA dirs directly: NAME:PATH+NAME:PATH")
     sv.add_argument("--merge", action="append", help="method:experts[:name=value,…], e.g. delta_mean:hop1+hop2")
-    sv.add_argument("--pretrained", default=None, help="base model dir (default: the library's)")
+    sv.add_argument(
+        "--pretrained", default=None, help="base model dir (default: the library's, or the adapters' common base)"
+    )
     sv.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1: this machine only)")
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--dtype", default="float32")

@@ -8,7 +8,6 @@ and a client-side router picks per request. Everything is validated before the s
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -70,16 +69,39 @@ def parse_merge(library, text: str):
     return spec
 
 
-def plan(library: str, merges: list[str], pretrained: str | None = None) -> ServePlan:
-    from lorareuse_plugin.library.manifest import load_library
+def plan(
+    library: str | None, merges: list[str], pretrained: str | None = None, adapters: str | None = None
+) -> ServePlan:
+    """What to serve: every expert of ``library`` (or ``adapters=NAME:PATH+…``) and every merge, checked
+    against the base. Foreign adapters are served as their plain copies (the same ΔW at scaling 1 and
+    one rank): vLLM does not read rank/alpha patterns or rsLoRA as PEFT does."""
+    from lorareuse_plugin.library.adapter import read_adapter_info
+    from lorareuse_plugin.library.source import open_library
     from lorareuse_plugin.models.hf import check_base_matches
     from lorareuse_plugin.models.vllm_limits import engine_rank
+    from lorareuse_plugin.reuse.lora_io import check_fits_base
     from lorareuse_plugin.reuse.merge import merged_adapter
+    from lorareuse_plugin.reuse.spec import parse_spec
 
-    lib = load_library(library)
-    base = pretrained or lib.manifest["base"]["name_or_path"]
-    check_base_matches(base, lib.manifest["base"])
-    modules: dict[str, Path] = {e: lib.expert_dir(e).resolve() for e in lib.manifest["experts"]}
+    lib = open_library(library, adapters)
+    recorded = lib.base
+    if pretrained is None:
+        if recorded is None:
+            raise ConfigError(
+                f"serve: {lib.describe()} names no common base (base_model_name_or_path differs or is empty): "
+                "pass --pretrained <the base the adapters were trained on>"
+            )
+        pretrained = recorded["name_or_path"]
+    if recorded is not None and recorded.get("config_hash"):
+        check_base_matches(pretrained, recorded)
+    modules: dict[str, Path] = {}
+    for e in lib.expert_names:
+        if lib.kind == "manifest":
+            modules[e] = lib.expert_dir(e).resolve()
+            continue
+        single = parse_spec(lib, f"single:{e}")
+        check_fits_base(single, pretrained)
+        modules[e] = merged_adapter(single).resolve()
     for text in merges:
         spec = parse_merge(lib, text)
         name = module_name(spec.label)
@@ -88,13 +110,13 @@ def plan(library: str, merges: list[str], pretrained: str | None = None) -> Serv
         modules[name] = merged_adapter(spec).resolve()
     ranks, targets = [], set()
     for path in modules.values():
-        config = json.loads((path / "adapter_config.json").read_text())
-        ranks.append(int(config["r"]))
-        targets |= set(config["target_modules"])
+        info = read_adapter_info(path.name, path)  # ranks from the weights: rank_pattern may exceed r
+        ranks.append(info.rank)
+        targets |= set(info.targets)
     odd = sorted(targets - set(TARGETS))
     if odd:
         raise ConfigError(f"vLLM serves LoRAs on {', '.join(TARGETS)} only; this library adapts {', '.join(odd)}")
-    return ServePlan(str(base), modules, engine_rank(max(ranks)), tuple(t for t in TARGETS if t in targets))
+    return ServePlan(str(pretrained), modules, engine_rank(max(ranks)), tuple(t for t in TARGETS if t in targets))
 
 
 def check_port(host: str, port: int) -> None:

@@ -17,6 +17,7 @@ from lorareuse_plugin.errors import ConfigError
 from ..conftest import tiny_task_metadata
 
 pytest.importorskip("vllm")
+from ..library.test_foreign import adapters_arg, foreign_loras  # noqa: E402, F401  (session fixture)
 from .test_vllm import assert_samples_agree  # noqa: E402
 
 TASKS = ["lorareuse_hop1_f", "lorareuse_hop2_f", "lorareuse_twohop_f_mc"]
@@ -38,6 +39,51 @@ def test_plan_serves_every_expert_and_merge_with_a_spare_slot(tiny_library):
     cmd = p.argv("127.0.0.1", 8000, "float32", 256, [])
     assert cmd[cmd.index("--max-loras") + 1] == str(len(p.modules) + 1)  # base rows never share a live slot
     assert "lm_head" not in cmd and cmd[cmd.index("--max-lora-rank") + 1] == "8"  # 2 × rank 4
+
+
+def test_plan_serves_foreign_adapters_as_plain_copies(foreign_loras):  # noqa: F811
+    """Two plain-PEFT LoRAs (ranks 4 and 8, a rank_pattern and an alpha_pattern, different targets):
+    each served module is a plain copy (one r, scaling 1, no patterns) with the very same ΔW."""
+    import torch
+
+    from lorareuse_plugin.library.adapter import read_adapter_info
+    from lorareuse_plugin.models.serve import plan
+    from lorareuse_plugin.reuse.lora_io import read_adapter
+
+    p = plan(None, ["delta_mean:alpha+beta"], adapters=adapters_arg(foreign_loras))
+    assert list(p.modules) == ["alpha", "beta", "delta_mean_alpha+beta"]
+    assert p.base == str(read_adapter_info("alpha", foreign_loras / "alpha").base_model_name_or_path)
+    merged = read_adapter_info("merged", p.modules["delta_mean_alpha+beta"])
+    assert merged.rank == 4 + 8 and p.max_lora_rank == 16  # the smallest engine rank >= 12 (vLLM's set)
+    assert p.targets == ("q_proj", "v_proj", "o_proj", "up_proj", "down_proj")
+    for name in ("alpha", "beta"):
+        config = json.loads((p.modules[name] / "adapter_config.json").read_text())
+        assert not config.get("rank_pattern") and not config.get("alpha_pattern")
+        assert config["lora_alpha"] == config["r"] == read_adapter_info(name, foreign_loras / name).rank
+        served, own = read_adapter(p.modules[name]), read_adapter(foreign_loras / name)
+        assert set(served.modules) == set(own.modules)
+        for module in own.modules:
+            torch.testing.assert_close(served.delta(module), own.delta(module), rtol=0, atol=1e-6)
+    folder = plan(str(foreign_loras), [])  # the same adapters as a plain folder
+    assert list(folder.modules) == ["alpha", "beta"]
+    for name, path in folder.modules.items():
+        weights = "adapter_model.safetensors"
+        assert (path / weights).read_bytes() == (p.modules[name] / weights).read_bytes()
+
+
+def test_foreign_adapters_without_a_common_base_need_pretrained(foreign_loras, tmp_path):  # noqa: F811
+    import shutil
+
+    from lorareuse_plugin.models.serve import plan
+
+    for name in ("alpha", "beta"):
+        shutil.copytree(foreign_loras / name, tmp_path / name)
+    config = json.loads((tmp_path / "beta" / "adapter_config.json").read_text())
+    (tmp_path / "beta" / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": "x"}))
+    with pytest.raises(ConfigError, match="names no common base") as err:
+        plan(str(tmp_path), [])
+    assert "pass --pretrained" in str(err.value)
+    assert plan(str(tmp_path), [], pretrained=config["base_model_name_or_path"]).modules
 
 
 @pytest.mark.parametrize(
