@@ -1,7 +1,8 @@
 """P5 — ``lorareuse demo`` wall time on this machine, per stage (base, libraries, leaderboard).
 
 Runs the demo as a user would (a subprocess) in the bench cache; the first run on a machine is
-cold (everything trained from scratch), later ones reuse the cache and say so.
+cold (the libraries seeded from their shipped builds and checked, the ladder run from scratch),
+later ones reuse the cache and say so. ``lorareuse demo --train`` times the training as well.
 """
 
 from __future__ import annotations
