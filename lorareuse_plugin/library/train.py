@@ -20,13 +20,23 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def encode_records(tok: PreTrainedTokenizerBase, records: list[dict]) -> list[tuple[list[int], list[int]]]:
-    """(input_ids, labels) per record; labels are -100 on the prompt of QA/CoT records."""
+    """(input_ids, labels) per record; labels are -100 on the prompt of QA/CoT records and on the
+    special tokens the tokenizer adds (our ``<s>``; nothing for BOS-less tokenizers such as Qwen's or
+    GPT-2's, whose first real token is then learned, not masked)."""
+    added = len(tok("")["input_ids"])  # what the tokenizer puts before every text
     out = []
     for r in records:
-        statement = r["kind"] == "statement"
-        ids = tok(r["text"])["input_ids"] + ([] if statement else [tok.eos_token_id])
-        n_prompt = 1 if statement else len(tok(r["prompt"])["input_ids"])  # keep <s> unlabeled
-        out.append((ids, [-100] * n_prompt + ids[n_prompt:]))
+        ids = tok(r["text"])["input_ids"]
+        if r["kind"] == "statement":
+            out.append((ids, [-100] * added + ids[added:]))
+            continue
+        prompt = tok(r["prompt"])["input_ids"]
+        if ids[: len(prompt)] != prompt and r["text"].startswith(r["prompt"]):
+            # a BPE merge across the prompt/answer boundary: the answer follows the prompt's own tokens,
+            # as it does when the model generates after the prompt
+            ids = prompt + tok(r["text"][len(r["prompt"]) :], add_special_tokens=False)["input_ids"]
+        ids = ids + [tok.eos_token_id]
+        out.append((ids, [-100] * len(prompt) + ids[len(prompt) :]))
     return out
 
 

@@ -89,6 +89,22 @@ def check_base_matches(pretrained: Any, manifest_base: dict) -> None:
         )
 
 
+def resolve_pretrained(library: Any, pretrained: Any, who: str, flag: str) -> Any:
+    """The base to load: the one given (checked against the config hash the library records, when it
+    records one), else the library's own base or the adapters' common ``base_model_name_or_path``."""
+    base = library.base
+    if pretrained is None:
+        if base is None:
+            raise ConfigError(
+                f"{who}: {library.describe()} names no common base (base_model_name_or_path differs or is "
+                f"empty): pass {flag}<the base the adapters were trained on>"
+            )
+        pretrained = base["name_or_path"]
+    if base is not None and base.get("config_hash"):
+        check_base_matches(pretrained, base)
+    return pretrained
+
+
 # lm-eval's own adapter arguments (hf: peft, delta; vllm: lora_local_path)
 STACKING_ARGS = ("peft", "delta", "lora_local_path")
 
@@ -118,16 +134,7 @@ def resolve_spec(
     spec = parse_spec(library, method, experts, weights, adapters=adapters, **params)
     if refuse and spec.method.name in refuse:
         raise ConfigError(refuse[spec.method.name])
-    base = spec.library.base
-    if pretrained is None:
-        if base is None:
-            raise ConfigError(
-                f"{backend}: {spec.library.describe()} names no common base (base_model_name_or_path differs or is "
-                "empty): pass pretrained=<the base the adapters were trained on>"
-            )
-        pretrained = base["name_or_path"]
-    if base is not None and base.get("config_hash"):
-        check_base_matches(pretrained, base)
+    pretrained = resolve_pretrained(spec.library, pretrained, backend, "pretrained=")
     from lorareuse_plugin.reuse.lora_io import check_fits_base
 
     check_fits_base(spec, pretrained)  # an expert dir trained on another base, before PEFT's size-mismatch dump

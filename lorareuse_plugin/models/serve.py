@@ -77,23 +77,14 @@ def plan(
     one rank): vLLM does not read rank/alpha patterns or rsLoRA as PEFT does."""
     from lorareuse_plugin.library.adapter import read_adapter_info
     from lorareuse_plugin.library.source import open_library
-    from lorareuse_plugin.models.hf import check_base_matches
+    from lorareuse_plugin.models.hf import resolve_pretrained
     from lorareuse_plugin.models.vllm_limits import engine_rank
     from lorareuse_plugin.reuse.lora_io import check_fits_base
     from lorareuse_plugin.reuse.merge import merged_adapter
     from lorareuse_plugin.reuse.spec import parse_spec
 
     lib = open_library(library, adapters)
-    recorded = lib.base
-    if pretrained is None:
-        if recorded is None:
-            raise ConfigError(
-                f"serve: {lib.describe()} names no common base (base_model_name_or_path differs or is empty): "
-                "pass --pretrained <the base the adapters were trained on>"
-            )
-        pretrained = recorded["name_or_path"]
-    if recorded is not None and recorded.get("config_hash"):
-        check_base_matches(pretrained, recorded)
+    pretrained = resolve_pretrained(lib, pretrained, "serve", "--pretrained ")
     modules: dict[str, Path] = {}
     for e in lib.expert_names:
         if lib.kind == "manifest":

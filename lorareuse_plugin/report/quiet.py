@@ -3,7 +3,8 @@
 A ladder is dozens of in-process ``simple_evaluate`` calls; lm-eval repeats the same advice on
 every one ("Custom kwargs can be passed to `--metadata`…" per task, "`pretrained` model kwarg is
 not of type `str`…" per model) — 232 lines for one two-hop F ladder, which buried the results.
-The first of each distinct message still gets through; nothing else is touched.
+The first of each distinct message still gets through, except lm-eval's advice about what a ladder
+does on purpose (``NOT_FOR_A_LADDER``), which is not said at all; nothing else is touched.
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ import re
 from collections.abc import Iterator
 
 LM_EVAL_LOGGERS = ("lm_eval.api.task", "lm_eval.models.huggingface", "lm_eval.evaluator")
+# advice for a user who did not mean to do what a ladder does on purpose (pass a loaded model, pass our
+# world's metadata to every task): said inside a ladder it only misleads, so it is not said at all
+NOT_FOR_A_LADDER = (
+    "`pretrained` model kwarg is not of type `str`",
+    "Passed an already-initialized model through `pretrained`",
+    "Custom kwargs can be passed to `--metadata`",
+)
 
 
 class OncePerMessage(logging.Filter):
@@ -26,7 +34,7 @@ class OncePerMessage(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = re.sub(r"^\S+: ", "", record.getMessage())
-        if message in self.seen:
+        if message.startswith(NOT_FOR_A_LADDER) or message in self.seen:
             return False
         self.seen.add(message)
         return True

@@ -1,6 +1,6 @@
 import logging
 
-from lorareuse_plugin.report.quiet import LM_EVAL_LOGGERS, each_warning_once
+from lorareuse_plugin.report.quiet import LM_EVAL_LOGGERS, NOT_FOR_A_LADDER, each_warning_once
 
 
 def test_lm_eval_logs_its_repeated_advice_on_the_loggers_we_quiet():
@@ -16,14 +16,14 @@ def test_each_distinct_warning_is_said_once_inside_and_every_time_outside(caplog
     caplog.set_level(logging.WARNING)
     with each_warning_once():
         for _ in range(5):
-            task_logger.warning("Custom kwargs can be passed to `--metadata`")
-        task_logger.warning("lorareuse_twohop_f_cot: Custom kwargs can be passed to `--metadata`")  # per-task prefix
+            task_logger.warning("Using default max_gen_toks")
+        task_logger.warning("lorareuse_twohop_f_cot: Using default max_gen_toks")  # per-task prefix
         task_logger.warning("another message")
         with each_warning_once():  # nested (demo around leaderboard): still once overall
-            task_logger.warning("Custom kwargs can be passed to `--metadata`")
-    task_logger.warning("Custom kwargs can be passed to `--metadata`")
+            task_logger.warning("Using default max_gen_toks")
+    task_logger.warning("Using default max_gen_toks")
     messages = [r.getMessage() for r in caplog.records]
-    assert messages.count("Custom kwargs can be passed to `--metadata`") == 2
+    assert messages.count("Using default max_gen_toks") == 2
     assert messages.count("another message") == 1
     assert not task_logger.filters
 
@@ -56,3 +56,15 @@ def test_git_hash_is_asked_quietly_outside_a_checkout(tmp_path, monkeypatch, cap
     assert "not a git repository" not in capfd.readouterr().err
     evaluator.get_git_commit_hash()  # restored on exit
     assert "not a git repository" in capfd.readouterr().err
+
+
+def test_advice_about_what_a_ladder_does_on_purpose_is_not_said_inside(caplog):
+    caplog.set_level(logging.WARNING)
+    hf_logger, task_logger = logging.getLogger("lm_eval.models.huggingface"), logging.getLogger("lm_eval.api.task")
+    with each_warning_once():
+        hf_logger.warning(NOT_FOR_A_LADDER[0] + ". Many other model arguments may be ignored.")
+        hf_logger.warning(NOT_FOR_A_LADDER[1] + ", assuming single-process call to evaluate()")
+        task_logger.warning("lorareuse_twohop_f: " + NOT_FOR_A_LADDER[2] + " in console (as json string)")
+    assert caplog.records == []
+    task_logger.warning("lorareuse_twohop_f: " + NOT_FOR_A_LADDER[2])  # outside a ladder: lm-eval's as ever
+    assert len(caplog.records) == 1
