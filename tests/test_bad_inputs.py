@@ -224,7 +224,49 @@ tiny_recipe = _recipe(lambda r: None)
 FOREIGN_MERGE = ("merge", "--adapters", "x:{lib}/foreign", "--out", "{out}")
 IMPORT = ("library", "import", "--base", "{base}", "--out", "{out}")
 
+IMPORT_BASE = ("base", "import", "--gguf", "{recipe}", "--out", "{out}")
+
+
+def _gguf(**kw) -> Callable[[Path], str]:
+    """A small GGUF file (``recipe`` placeholder: any input file a case needs)."""
+
+    def make(tmp: Path) -> str:
+        from .base.test_importer import write_gguf
+
+        return str(write_gguf(tmp / "model.gguf", **kw))
+
+    return make
+
+
+def _not_gguf(tmp: Path) -> str:
+    (tmp / "model.gguf").write_text("<html>404</html>")
+    return str(tmp / "model.gguf")
+
+
 CLI_CASES = [
+    # -- real bases: base import / base fetch
+    Case("base-import-not-gguf", "not a GGUF file", "pass a .gguf file", IMPORT_BASE, recipe=_not_gguf),
+    Case("base-import-truncated", "truncated or corrupt", "fetch it again", IMPORT_BASE, recipe=_gguf(cut=1000)),
+    Case(
+        "base-import-arch",
+        "architecture nonesuch is not one transformers loads",
+        "convert it to an HF model dir",
+        IMPORT_BASE,
+        recipe=_gguf(arch="nonesuch"),
+    ),
+    Case(
+        "base-import-float8",
+        "--dtype float8: not supported",
+        "float32 or bfloat16",
+        (*IMPORT_BASE, "--dtype", "float8"),
+        recipe=_gguf(),
+    ),
+    Case(
+        "base-fetch-unknown",
+        "unknown model 'gpt5'",
+        "fetchable are smollm2",
+        ("base", "fetch", "gpt5", "--out", "{out}"),
+    ),
     # -- bring your own adapters: merge --adapters, library import
     Case(
         "adapters-not-lora",
