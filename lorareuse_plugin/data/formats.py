@@ -110,6 +110,12 @@ def number_distractors(answer: int, candidates: list[int], rnd: random.Random, k
 # keeps them equal): the text after the first "answer is" (any case), else the first line, up to a
 # period. The first, not the last: a model that goes on past its conclusion is judged by it.
 ANSWER_REGEX = r"(?is)^\s*(?:.*?answer is:?\s*)?([^\n.]+)"
+# The flexible extractor, reported beside the strict one (filter ``flexible``): a real model answers in
+# a sentence ("The capital of Czechia is Prague.", "Mira Volk was born in Zelandia."), so after "answer
+# is" as above, else the span after the first sentence's *last* "is/are/was/were/in", up to a period,
+# comma or semicolon. A sentence that names the gold only as a distractor ("… is not Prague, it is
+# Brno") yields the other name and is not counted.
+FLEXIBLE_REGEX = r"(?is)^\s*(?:.*?answer is:?\s*|[^\n.]*\b(?:is|are|was|were|in)\s+)?([^\n.,;]+)"
 
 
 def extract_answer(response: str) -> str:

@@ -17,19 +17,20 @@ def _template(name: str = "_gen_template_yaml") -> dict:
     return yaml.load((Path(lorareuse_plugin.TASKS_DIR) / name).read_text(), Loader=_Loader)
 
 
-def _template_filter_and_metric(name: str = "_gen_template_yaml"):
+def _template_filter_and_metric(name: str = "_gen_template_yaml", filt: str = "extract"):
     from lm_eval.filters.extraction import RegexFilter
 
     cfg = _template(name)
-    (step,) = [f for f in cfg["filter_list"][0]["filter"] if f["function"] == "regex"]
+    (chosen,) = [f for f in cfg["filter_list"] if f["name"] == filt]
+    (step,) = [f for f in chosen["filter"] if f["function"] == "regex"]
     metric = cfg["metric_list"][0]
     return RegexFilter(regex_pattern=step["regex_pattern"], group_select=step["group_select"]), metric
 
 
-def _score(response: str, gold: str, template: str = "_gen_template_yaml") -> float:
+def _score(response: str, gold: str, template: str = "_gen_template_yaml", filt: str = "extract") -> float:
     from lm_eval.api.metrics import exact_match_hf_evaluate
 
-    regex, metric = _template_filter_and_metric(template)
+    regex, metric = _template_filter_and_metric(template, filt)
     (extracted,) = list(regex.apply([[response]], [{}]))[0]
     kwargs = {k: v for k, v in metric.items() if k in ("ignore_case", "ignore_punctuation")}
     return exact_match_hf_evaluate(predictions=[extracted], references=[gold], **kwargs)["exact_match"]
@@ -88,11 +89,42 @@ def test_python_scorer_matches_the_yaml_extractor():
         assert _score(response, gold) == float(expected)
 
 
-def test_every_generation_template_uses_the_same_extractor():
-    from lorareuse_plugin.data.formats import ANSWER_REGEX
+def test_every_generation_template_uses_the_same_extractors():
+    from lorareuse_plugin.data.formats import ANSWER_REGEX, FLEXIBLE_REGEX
 
     for name in ("_gen_template_yaml", "_cot_template_yaml", "_ctx_template_yaml"):
         assert _template_filter_and_metric(name)[0].regex_pattern == ANSWER_REGEX, name
+        assert _template_filter_and_metric(name, "flexible")[0].regex_pattern == FLEXIBLE_REGEX, name
+        assert [f["name"] for f in _template(name)["filter_list"]] == ["extract", "flexible"]  # strict first
+
+
+@pytest.mark.parametrize(
+    "response,gold",
+    [
+        ("The capital of Czechia is Prague.", "Prague"),
+        (" Prague", "Prague"),
+        ("Mira Volk was born in Zelandia.", "Zelandia"),
+        ("The capital of Poland is Warsaw, a city on the Vistula.", "Warsaw"),
+        ("Zorvan was born in Drasmia.\nThe capital of Drasmia is Velmora.\nSo the answer is Velmora.", "Velmora"),
+    ],
+)
+def test_flexible_filter_accepts_an_answer_said_in_a_sentence(response, gold):
+    assert _score(response, gold, filt="flexible") == 1.0
+    if response.startswith("The"):
+        assert _score(response, gold) == 0.0  # the strict filter does not: that is why both are reported
+
+
+@pytest.mark.parametrize(
+    "response,gold",
+    [
+        ("The capital of Czechia is not Prague, it is Brno.", "Prague"),  # named only as a distractor
+        ("Prague is a city; the capital of Czechia is Brno.", "Prague"),
+        ("Czechia is a country in Europe.", "Prague"),
+        ("The capital of Drasmia is Velmora. So the answer is Pimar.", "Velmora"),
+    ],
+)
+def test_flexible_filter_rejects_a_gold_named_only_as_a_distractor(response, gold):
+    assert _score(response, gold, filt="flexible") == 0.0
 
 
 def test_cot_task_scores_a_multi_line_chain():
