@@ -18,9 +18,8 @@ EXIT_USAGE = 2
 
 
 def _offline_env() -> None:
-    """The hub is unreachable by design: fail fast instead of waiting on network time-outs."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    """Quiet library defaults. The hub is *not* switched off: a user with a hub passes hub ids
+    (``pretrained=Qwen/Qwen2.5-0.5B-Instruct``); set ``HF_HUB_OFFLINE=1`` to fail fast without one."""
     # our own progress bars say what is happening; transformers' per-load bars and warnings are noise
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

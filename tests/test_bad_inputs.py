@@ -245,6 +245,13 @@ def _not_gguf(tmp: Path) -> str:
 
 CLI_CASES = [
     # -- real bases: base import / base fetch
+    Case(
+        "base-hub-id-offline",
+        "neither a local model dir nor a loadable hub id",
+        "HF_HUB_OFFLINE is set: unset it",
+        (*BUILD[:3], "--base", "Qwen/Qwen2.5-0.5B-Instruct", "--out", "{out}"),
+        recipe=tiny_recipe,
+    ),
     Case("base-import-not-gguf", "not a GGUF file", "pass a .gguf file", IMPORT_BASE, recipe=_not_gguf),
     Case("base-import-truncated", "truncated or corrupt", "fetch it again", IMPORT_BASE, recipe=_gguf(cut=1000)),
     Case(

@@ -47,6 +47,15 @@ def files_hash(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
+def hub_hint() -> str:
+    """Why a hub id may not load here: offline by choice, or no network."""
+    import os
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set: unset it to download from the hub"
+    return "the hub could not be reached, or has no such model"
+
+
 def resolve_base(spec: str, *, progress: bool = True) -> BaseRef:
     """Build the embedded base if asked for it; hash a local dir; accept a hub id as is."""
     if spec in EMBEDDED:
@@ -73,8 +82,8 @@ def resolve_base(spec: str, *, progress: bool = True) -> BaseRef:
         config = AutoConfig.from_pretrained(spec).to_dict()
     except Exception as e:  # hub unreachable, typo, private repo …
         raise ConfigError(
-            f"base {spec!r} is neither a local model dir nor a loadable hub id "
-            f"({type(e).__name__}); pass a path or 'default'"
+            f"base {spec!r} is neither a local model dir nor a loadable hub id ({type(e).__name__}; {hub_hint()}): "
+            "pass a model dir, 'default', or a real model from `lorareuse base fetch smollm2`"
         ) from None
     arch = (config.get("architectures") or [config.get("model_type", "unknown")])[0]
     return BaseRef(spec, config_hash(config), None, arch)
