@@ -104,6 +104,15 @@ def _cmd_base_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_familiarity(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.base.known import REPORT, familiarity_report, format_summary
+
+    report = familiarity_report(args.base, args.out, limit=args.limit)
+    print(format_summary(report))
+    print(f"wrote {Path(args.out).resolve() / REPORT} (one row per fact: greedy answers, MC, known)")
+    return 0
+
+
 def _report_controls(raw: list[dict], what: str, allow_failed: bool) -> None:
     """Print the controls table; a missed gate exits non-zero unless --allow-failed-controls."""
     from lorareuse_plugin.control import enforce, format_controls, load_controls
@@ -362,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--dtype", default="float32", help="float32 | bfloat16")
     bf.add_argument("--out", default=None, help="model dir (default: $LORAREUSE_CACHE/bases/<name>-<dtype>)")
     bf.set_defaults(handler=_cmd_base_fetch)
+
+    fa = sub.add_parser("familiarity", help="which real facts of our tables a base knows (greedy + MC probes)")
+    fa.add_argument("--base", required=True, help="default | test | model dir | HF id")
+    fa.add_argument("--out", default="runs/familiarity", help="folder for familiarity.json (default runs/familiarity)")
+    fa.add_argument("--limit", type=int, default=None, help="facts per relation (default: all)")
+    fa.set_defaults(handler=_cmd_familiarity)
 
     lib = sub.add_parser("library", help="expert libraries: build from a recipe, import PEFT dirs, verify")
     lib_sub = lib.add_subparsers(dest="library_command", required=True, parser_class=_Parser)

@@ -252,6 +252,12 @@ CLI_CASES = [
         (*BUILD[:3], "--base", "Qwen/Qwen2.5-0.5B-Instruct", "--out", "{out}"),
         recipe=tiny_recipe,
     ),
+    Case(
+        "familiarity-limit",
+        "--limit 0: probe at least 1 fact",
+        "leave it out for all",
+        ("familiarity", "--base", "{base}", "--out", "{out}", "--limit", "0"),
+    ),
     Case("base-import-not-gguf", "not a GGUF file", "pass a .gguf file", IMPORT_BASE, recipe=_not_gguf),
     Case("base-import-truncated", "truncated or corrupt", "fetch it again", IMPORT_BASE, recipe=_gguf(cut=1000)),
     Case(

@@ -158,3 +158,17 @@ def test_smollm2_library_served_with_its_chat_template(smollm2: Path, tmp_path: 
         info = results["config"]["lorareuse"]
         assert info["spec"]["method"] == spec.split(":")[0] and info["adapter_check_max_dlogit"] > 0  # applied
     print(f"\nSmolLM2: library (2 experts, 1 epoch) built in {built:.0f} s; served in {time.time() - started:.0f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_smollm2_familiarity_report_for_a_handful_of_facts(smollm2: Path, tmp_path: Path) -> None:
+    """What a real model knows is measured, fact by fact: the report is written and says so per fact."""
+    from lorareuse_plugin.base.known import REPORT, familiarity_report
+
+    report = familiarity_report(str(smollm2), tmp_path, limit=3, log=lambda m: None)
+    written = json.loads((tmp_path / REPORT).read_text())
+    assert written["base"]["name_or_path"] == str(smollm2)
+    assert {f["relation"] for f in written["facts"]} == {"birth_country", "capital", "part_count"}
+    assert len(written["facts"]) == 9 and all(len(f["greedy"]) == 3 for f in written["facts"])
+    print("\nSmolLM2 familiarity (3 facts per relation):", json.dumps(report["summary"]))

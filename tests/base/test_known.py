@@ -1,0 +1,51 @@
+"""``lorareuse familiarity``: the embedded base knows its whole table (every real fact is in its corpus,
+stated several ways); the verdict rule and the flexible match are the tasks' own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lorareuse_plugin.base.known import REPORT, fact_probes, familiarity_report, flexible_correct
+from lorareuse_plugin.errors import ConfigError
+
+
+def test_every_real_fact_is_probed_with_every_paraphrase_and_right_type_choices() -> None:
+    from lorareuse_plugin.world import real_facts
+
+    probes = fact_probes()
+    facts = real_facts()
+    assert len(probes) == len(facts.people) + len(facts.countries) + len(facts.objects)
+    for p in probes:
+        assert len(p.questions) == 3 and len(set(p.questions)) == 3
+        assert p.choices[0] == p.answer and p.answer not in p.choices[1:] and len(set(p.choices)) == 4
+
+
+@pytest.mark.parametrize(
+    "response,answer,expected",
+    [
+        ("The capital of Japan is Tokyo.", "Tokyo", True),
+        (" Tokyo", "Tokyo", True),
+        ("The capital of Japan is Japan.", "Tokyo", False),
+        ("Japan is a country in Asia.", "Tokyo", False),
+    ],
+)
+def test_flexible_match_is_the_tasks_flexible_filter(response: str, answer: str, expected: bool) -> None:
+    assert flexible_correct(response, answer) is expected
+
+
+@pytest.mark.slow
+def test_the_embedded_base_knows_its_whole_table(tmp_path: Path) -> None:
+    report = familiarity_report("default", tmp_path, log=lambda m: None)
+    written = json.loads((tmp_path / REPORT).read_text())
+    assert written["summary"] == report["summary"]
+    for relation, s in report["summary"].items():
+        assert s["known"] == s["n"], (relation, [f for f in report["facts"] if not f["known"]][:3])
+
+
+def test_a_bad_limit_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--limit 0: probe at least 1 fact"):
+        familiarity_report("default", tmp_path / "out", limit=0, log=lambda m: None)
+    assert not (tmp_path / "out").exists()
