@@ -105,11 +105,11 @@ def _cmd_base_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_familiarity(args: argparse.Namespace) -> int:
-    from lorareuse_plugin.base.known import REPORT, familiarity_report, format_summary
+    from lorareuse_plugin.base.known import familiarity_report, format_summary, report_name
 
-    report = familiarity_report(args.base, args.out, limit=args.limit)
+    report = familiarity_report(args.base, args.out, limit=args.limit, chat=args.chat)
     print(format_summary(report))
-    print(f"wrote {Path(args.out).resolve() / REPORT} (one row per fact: greedy answers, MC, known)")
+    print(f"wrote {Path(args.out).resolve() / report_name(args.chat)} (one row per fact: greedy answers, MC, known)")
     return 0
 
 
@@ -376,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("--base", required=True, help="default | test | model dir | HF id")
     fa.add_argument("--out", default="runs/familiarity", help="folder for familiarity.json (default runs/familiarity)")
     fa.add_argument("--limit", type=int, default=None, help="facts per relation (default: all)")
+    fa.add_argument("--chat", action="store_true", help="ask in the model's chat template (an instruct model)")
     fa.set_defaults(handler=_cmd_familiarity)
 
     lib = sub.add_parser("library", help="expert libraries: build from a recipe, import PEFT dirs, verify")

@@ -20,7 +20,7 @@ from pathlib import Path
 from lorareuse_plugin.data import formats as fmt
 from lorareuse_plugin.errors import ConfigError
 
-REPORT = "familiarity.json"
+REPORT = "familiarity.json"  # with --chat: familiarity_chat.json
 RELATIONS = ("birth_country", "capital", "part_count")
 
 
@@ -72,16 +72,31 @@ def flexible_correct(response: str, answer: str) -> bool:
     return bool(found) and fmt.normalize(found[0].strip()) == fmt.normalize(answer)
 
 
-def measure(model, tok, probes: list[FactProbe], log: Callable[[str], None] = print) -> list[dict]:
+def probe_prompt(tok, question: str, chat: bool) -> str:
+    """The tasks' ``Q: …\nA:`` prompt, or the same text as a user turn of the model's chat template
+    (as lm-eval's ``--apply_chat_template`` renders it)."""
+    prompt = fmt.qa_prompt(question)
+    if not chat:
+        return prompt
+    if not getattr(tok, "chat_template", None):
+        raise ConfigError("--chat: this base's tokenizer has no chat template; leave out --chat")
+    return tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+
+
+def measure(
+    model, tok, probes: list[FactProbe], *, chat: bool = False, log: Callable[[str], None] = print
+) -> list[dict]:
     """Per fact: greedy answers per paraphrase (strict / flexible), the MC choice, and the verdict."""
     from lorareuse_plugin.base.evaluate import greedy_generate, mc_correct
 
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    prompts = [fmt.qa_prompt(q) for p in probes for q in p.questions]
+    prompts = [probe_prompt(tok, q, chat) for p in probes for q in p.questions]
     log(f"probing {len(probes)} facts: {len(prompts)} greedy questions, {len(probes)} multiple-choice …")
     responses = iter(greedy_generate(model, tok, prompts))
-    mc_docs = [{"prompt": fmt.qa_prompt(p.questions[0]), "choices": list(p.choices), "label": 0} for p in probes]
+    mc_docs = [
+        {"prompt": probe_prompt(tok, p.questions[0], chat), "choices": list(p.choices), "label": 0} for p in probes
+    ]
     mc = mc_correct(model, tok, mc_docs)
     rows = []
     for p, mc_right in zip(probes, mc, strict=True):
@@ -121,7 +136,12 @@ def summary(rows: list[dict]) -> dict:
 
 
 def familiarity_report(
-    base: str, out: str | Path, *, limit: int | None = None, log: Callable[[str], None] = print
+    base: str,
+    out: str | Path,
+    *,
+    limit: int | None = None,
+    chat: bool = False,
+    log: Callable[[str], None] = print,
 ) -> dict:
     """Probe every real fact on ``base`` and write ``<out>/familiarity.json`` (atomically)."""
     if limit is not None and limit < 1:
@@ -138,16 +158,21 @@ def familiarity_report(
 
     tok = AutoTokenizer.from_pretrained(ref.name_or_path)
     model = AutoModelForCausalLM.from_pretrained(ref.name_or_path, dtype=torch.float32).eval()
-    rows = measure(model, tok, fact_probes(limit), log=log)
+    rows = measure(model, tok, fact_probes(limit), chat=chat, log=log)
     report = {
         "base": ref.to_json(),
+        "prompt": "chat template" if chat else "Q: …\\nA:",
         "rule": "known = flexible greedy right on most paraphrases and MC right",
         "summary": summary(rows),
         "facts": rows,
     }
     out.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(out / REPORT, (json.dumps(report, indent=1) + "\n").encode())
+    write_bytes_atomic(out / report_name(chat), (json.dumps(report, indent=1) + "\n").encode())
     return report
+
+
+def report_name(chat: bool) -> str:
+    return "familiarity_chat.json" if chat else REPORT
 
 
 def format_summary(report: dict) -> str:

@@ -49,3 +49,17 @@ def test_a_bad_limit_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--limit 0: probe at least 1 fact"):
         familiarity_report("default", tmp_path / "out", limit=0, log=lambda m: None)
     assert not (tmp_path / "out").exists()
+
+
+def test_chat_probes_are_the_user_turn_lm_eval_would_send() -> None:
+    from lorareuse_plugin.base.known import probe_prompt
+    from lorareuse_plugin.base.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(["Q: Where was Mira Volk born?\nA: Zelandia"] * 10, vocab_size=300)
+    plain = probe_prompt(tok, "Where was Mira Volk born?", chat=False)
+    assert plain == "Q: Where was Mira Volk born?\nA:"
+    chat = tok.apply_chat_template([{"role": "user", "content": plain}], tokenize=False, add_generation_prompt=True)
+    assert probe_prompt(tok, "Where was Mira Volk born?", chat=True) == chat != plain
+    tok.chat_template = None
+    with pytest.raises(ConfigError, match="no chat template; leave out --chat"):
+        probe_prompt(tok, "Where was Mira Volk born?", chat=True)
