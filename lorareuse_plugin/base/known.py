@@ -12,7 +12,6 @@ file per base; which facts R/H test sets may use follows from it.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +67,7 @@ def fact_probes(limit: int | None = None) -> list[FactProbe]:
 
 def flexible_correct(response: str, answer: str) -> bool:
     """The tasks' ``flexible`` filter: an answer said in a sentence counts."""
-    found = re.findall(fmt.FLEXIBLE_REGEX, response)
-    return bool(found) and fmt.normalize(found[0].strip()) == fmt.normalize(answer)
+    return fmt.is_correct(response, answer, fmt.FLEXIBLE_REGEX)
 
 
 def probe_prompt(tok, question: str, chat: bool) -> str:

@@ -8,6 +8,7 @@ the one place that says which task evaluates which split in which answer form. L
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,12 @@ class TaskSpec:
     form: str  # gen | cot | mc
     folder: str
     description: str
+
+
+@functools.cache
+def specs_by_name() -> dict[str, TaskSpec]:
+    """Every task's spec by name, built once (routing and the leaderboard ask per request / row)."""
+    return {s.name: s for s in task_specs()}
 
 
 def _fam_suffix(fam: str | None) -> str:

@@ -118,10 +118,10 @@ ANSWER_REGEX = r"(?is)^\s*(?:.*?answer is:?\s*)?([^\n.]+)"
 FLEXIBLE_REGEX = r"(?is)^\s*(?:.*?answer is:?\s*|[^\n.]*\b(?:is|are|was|were|in)\s+)?([^\n.,;]+)"
 
 
-def extract_answer(response: str) -> str:
+def extract_answer(response: str, regex: str = ANSWER_REGEX) -> str:
     import re
 
-    match = re.findall(ANSWER_REGEX, response)
+    match = re.findall(regex, response)
     return match[0].strip() if match else "[invalid]"
 
 
@@ -132,5 +132,6 @@ def normalize(text: str) -> str:
     return text.lower().translate(str.maketrans("", "", string.punctuation))
 
 
-def is_correct(response: str, answer: str) -> bool:
-    return normalize(extract_answer(response)) == normalize(answer)
+def is_correct(response: str, answer: str, regex: str = ANSWER_REGEX) -> bool:
+    """As a task's exact_match under its strict (default) or ``FLEXIBLE_REGEX`` filter."""
+    return normalize(extract_answer(response, regex)) == normalize(answer)

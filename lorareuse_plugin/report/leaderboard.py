@@ -50,6 +50,11 @@ def library_label(manifest: dict) -> str:
     return re.sub(r"-seed\d+$", "", manifest["library"])
 
 
+def board_label(lib: Library) -> str:
+    """A library's name in the tables: ours without its seed suffix (seeds pool), else its own label."""
+    return library_label(lib.manifest) if lib.has_world else lib.label  # type: ignore[arg-type]
+
+
 def library_for_seed(lib: Library, seed: int, log: Callable[[str], None]) -> Library:
     """The library itself for its own seed; otherwise the same recipe built for ``seed`` beside it."""
     if lib.manifest["data"]["seed"] == seed:
@@ -89,7 +94,7 @@ def _rows(results: dict, lib: Library, entry: LadderEntry, tasks: list[str], bac
         stderr = res.get(f"{info.metric}_stderr,{info.filter}")
         rows.append(
             {
-                "library": lib.label if not lib.has_world else library_label(lib.manifest),
+                "library": board_label(lib),
                 "family": data.get("family", "-"),
                 "familiarity": data.get("familiarity") or "-",
                 "seed": world_seed(lib),
@@ -254,7 +259,7 @@ def run_library(
 
     tm = pool.task_manager(task_metadata(lib.manifest) if lib.has_world else None)
     tasks = pool.names
-    label = library_label(lib.manifest) if lib.has_world else lib.label
+    label = board_label(lib)
     rows: list[dict] = []
     for i, entry in enumerate(entries, 1):
         started = time.time()
@@ -363,8 +368,7 @@ def run_leaderboard(
                 lib_s = library_for_seed(lib, seed, log) if lib.has_world else lib
                 lib_pool = pool or TaskPool(tuple(library_tasks(lib_s.manifest)), ())
                 entries = library_ladder(lib_s, lib_pool, methods, routes, log)
-                label = library_label(lib_s.manifest) if lib_s.has_world else lib_s.label
-                runs_dir = out / "runs" / label / f"seed{seed}"
+                runs_dir = out / "runs" / board_label(lib_s) / f"seed{seed}"
                 rows += run_library(
                     lib_s,
                     entries,

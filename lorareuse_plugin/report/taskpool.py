@@ -64,7 +64,6 @@ class TaskPool:
 
 def resolve_tasks(tasks: list[str], include_paths: list[str | Path] | None = None) -> TaskPool:
     """Sort ``tasks`` into ours and others; refuse, in one line, a name nobody defines."""
-    from lorareuse_plugin.data.catalog import task_specs
 
     paths = []
     for p in include_paths or []:
@@ -72,7 +71,9 @@ def resolve_tasks(tasks: list[str], include_paths: list[str | Path] | None = Non
         if not path.is_dir():
             raise ConfigError(f"--include_path {p}: not a directory; pass the folder that holds your task YAML files")
         paths.append(path)
-    catalog = {s.name for s in task_specs()}
+    from lorareuse_plugin.data.catalog import specs_by_name
+
+    catalog = set(specs_by_name())
     mistyped = sorted(t for t in tasks if t.startswith("lorareuse_") and t not in catalog)
     if mistyped:  # our prefix: a typo of ours, not somebody else's task
         import difflib
@@ -103,9 +104,9 @@ def resolve_tasks(tasks: list[str], include_paths: list[str | Path] | None = Non
 
 def task_info(task: str, results: dict) -> TaskInfo:
     """Ours: from the catalog. Others: from lm-eval's config and results for the run."""
-    from lorareuse_plugin.data.catalog import FORM_METRIC, task_specs
+    from lorareuse_plugin.data.catalog import FORM_METRIC, specs_by_name
 
-    spec = next((s for s in task_specs() if s.name == task), None)
+    spec = specs_by_name().get(task)
     if spec is not None:
         metric, filt = FORM_METRIC[spec.form]
         return TaskInfo(task, spec.split, spec.form, metric, filt)

@@ -10,7 +10,6 @@ matches no route is refused — never silently served by the base — unless ``r
 from __future__ import annotations
 
 import fnmatch
-import functools
 from dataclasses import dataclass, field
 
 from lorareuse_plugin.errors import ConfigError
@@ -55,14 +54,6 @@ def check_spec(spec) -> None:
         )
 
 
-@functools.cache
-def _task_specs_by_name() -> dict:
-    """Built once: routing asks for every request."""
-    from lorareuse_plugin.data.catalog import task_specs
-
-    return {s.name: s for s in task_specs()}
-
-
 def expert_for_task(task_name: str, experts: tuple[str, ...], params: Params, catalog: bool = True) -> str | None:
     """The chosen expert for ``task_name``, or None (base model). ``catalog=False`` (adapters not built
     by us: their names mean nothing to our task catalog) routes every task by ``routes=`` alone."""
@@ -70,7 +61,9 @@ def expert_for_task(task_name: str, experts: tuple[str, ...], params: Params, ca
     for glob, expert in overrides(params):
         if fnmatch.fnmatchcase(task_name, glob) or fnmatch.fnmatchcase(name, glob):
             return expert
-    spec = _task_specs_by_name().get(name) if catalog else None
+    from lorareuse_plugin.data.catalog import specs_by_name
+
+    spec = specs_by_name().get(name) if catalog else None
     if spec is None:
         if params.route_default == "base":
             return None
