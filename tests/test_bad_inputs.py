@@ -595,6 +595,26 @@ CLI_CASES = [
         recipe=_recipe(_set(["experts", "hop1"], {"replay": -0.5})),
     ),
     Case(
+        "recipe-chat-not-bool",
+        "chat='yes' is invalid",
+        "write chat: true",
+        BUILD,
+        recipe=_recipe(_set(["experts", "hop1"], {"chat": "yes"})),
+    ),
+    Case(
+        "recipe-all-linear-in-a-list",
+        "write targets: all-linear on its own",
+        "not inside a list",
+        BUILD,
+        recipe=_recipe(_set(["experts", "hop1"], {"targets": ["q_proj", "all-linear"]})),
+    ),
+    Case(
+        "demo-real-base-with-quick",
+        "--base smollm2 runs its own demo recipes",
+        "drop --quick",
+        ("demo", "--base", "smollm2", "--quick", "--out", "{out}"),
+    ),
+    Case(
         "recipe-bad-size",
         "data: n_test=0 is invalid",
         "integer >= 1",

@@ -6,6 +6,7 @@ to the data generator, replay, recipes or base makes them stale — then rebuild
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -44,3 +45,18 @@ def test_shipped_demo_library_is_what_its_recipe_builds(recipe_name: str, tmp_pa
     assert built["base"]["name_or_path"] == str(ref.name_or_path)  # this checkout's base, not the shipper's
     assert built["controls"] == shipped["controls"]
     assert not seed_library(recipe.name, lib, log.append)  # never over a library already there
+
+
+def test_real_base_demo_recipes_parse_and_their_training_estimate_counts_optimizer_steps() -> None:
+    """``demo --base smollm2``: its recipes name the real base and train the experts the ladder needs;
+    the estimate printed before training counts the steps the progress bars then show (a real build
+    of the F library showed 72 for hop1 and 24 for target)."""
+    from lorareuse_plugin.demo import REAL_BASE_RECIPES, _recipes, training_steps
+
+    recipes = _recipes("default", "smollm2")
+    assert [r.name for r in recipes] == [n.removeprefix("demo/") for n in REAL_BASE_RECIPES["smollm2"]]
+    for r in recipes:
+        assert r.base == "smollm2" and r.experts and {"hop1", "hop2", "union"} <= set(r.expert_names)
+    f = recipes[0]
+    assert training_steps([dataclasses.replace(f, experts=(f.expert("hop1"),))]) == 72
+    assert training_steps([dataclasses.replace(f, experts=(f.expert("target"),))]) == 24

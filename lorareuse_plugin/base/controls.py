@@ -43,26 +43,38 @@ def mc_guess(docs: list[dict]) -> float:
 
 def base_controls(model: torch.nn.Module, tok: PreTrainedTokenizerBase, *, seed: int = 0) -> list[Control]:
     """The three base controls on the default-size world of ``seed``."""
-    controls = []
+    return [held_out_control(model, tok), *in_context_controls(model, tok, seed=seed)]
+
+
+def held_out_control(model: torch.nn.Module, tok: PreTrainedTokenizerBase) -> Control:
+    """Our corpus's held-out people: only meaningful on a base pretrained on that corpus."""
     docs = held_out_docs()
     right, _ = correct_answers(model, tok, docs, form="cot")
     n_answers = len({d["answer"] for d in docs})
-    controls.append(
-        Control(
-            "held-out chain, CoT (go/no-go)",
-            "base, background people without a chain in the corpus",
-            Proportion(sum(right), len(docs)),
-            HELD_OUT_GOAL,
-            False,
-            1 / n_answers,
-        )
+    return Control(
+        "held-out chain, CoT (go/no-go)",
+        "base, background people without a chain in the corpus",
+        Proportion(sum(right), len(docs)),
+        HELD_OUT_GOAL,
+        False,
+        1 / n_answers,
     )
+
+
+def in_context_controls(
+    model: torch.nn.Module, tok: PreTrainedTokenizerBase, *, seed: int = 0, flexible: bool = False
+) -> list[Control]:
+    """Both facts of a fictional chain (and a distractor's) in the prompt, answered by generation and
+    by multiple choice: can this base combine facts it can see? Runs on any base; ``flexible`` scores
+    generation with the tasks' flexible filter (a real model answers in sentences)."""
+    controls = []
+    regex, scored = (fmt.FLEXIBLE_REGEX, "gen, flexible") if flexible else (fmt.ANSWER_REGEX, "gen")
     for family in ("twohop", "math_ks"):
         test = build_dataset(make_spec(family, "F", seed)).splits["test"]
-        right, _ = correct_answers(model, tok, test, form="ctx")
+        right, _ = correct_answers(model, tok, test, form="ctx", regex=regex)
         controls.append(
             Control(
-                f"in-context ({family} F, gen)",
+                f"in-context ({family} F, {scored})",
                 "base, both facts + a distractor's in the prompt",
                 Proportion(sum(right), len(test)),
                 CONTEXT_GEN_GOAL,

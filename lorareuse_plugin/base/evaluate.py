@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lorareuse_plugin.data.formats import is_correct
+from lorareuse_plugin.data.formats import ANSWER_REGEX, is_correct
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -46,22 +46,37 @@ def greedy_generate(
 
 
 def correct_answers(
-    model: torch.nn.Module, tok: PreTrainedTokenizerBase, docs: list[dict], *, form: str = "gen"
+    model: torch.nn.Module,
+    tok: PreTrainedTokenizerBase,
+    docs: list[dict],
+    *,
+    form: str = "gen",
+    chat: bool = False,
+    regex: str = ANSWER_REGEX,
 ) -> tuple[list[bool], list[str]]:
-    """Per doc: is the greedy answer right, and the response itself. ``form``: gen | cot | ctx."""
+    """Per doc: is the greedy answer right, and the response itself. ``form``: gen | cot | ctx;
+    ``chat``: each prompt as a user turn of the base's chat template (``base.chat``); ``regex``: the
+    tasks' strict extractor, or ``FLEXIBLE_REGEX`` for a real model's sentence answers."""
     prompts = [d[PROMPT_KEYS[form]] for d in docs]
+    if chat:
+        from lorareuse_plugin.base.chat import chat_prompt
+
+        prompts = [chat_prompt(tok, p) for p in prompts]
     responses = greedy_generate(model, tok, prompts, max_new_tokens=96 if form == "cot" else 24)
-    return [is_correct(r, d["answer"]) for r, d in zip(responses, docs, strict=True)], responses
+    return [is_correct(r, d["answer"], regex) for r, d in zip(responses, docs, strict=True)], responses
 
 
 PROMPT_KEYS = {"gen": "prompt", "cot": "cot_prompt", "ctx": "ctx_prompt"}
 
 
-def accuracy(model: torch.nn.Module, tok: PreTrainedTokenizerBase, docs: list[dict], *, cot: bool = False) -> float:
-    """Exact match of greedy answers on eval docs (direct prompts, or CoT prompts)."""
+def accuracy(
+    model: torch.nn.Module, tok: PreTrainedTokenizerBase, docs: list[dict], *, cot: bool = False, chat: bool = False
+) -> float:
+    """Exact match of greedy answers on eval docs (direct prompts, or CoT prompts; ``chat``: in the
+    base's chat template)."""
     if not docs:
         return float("nan")
-    right, _ = correct_answers(model, tok, docs, form="cot" if cot else "gen")
+    right, _ = correct_answers(model, tok, docs, form="cot" if cot else "gen", chat=chat)
     return sum(right) / len(docs)
 
 

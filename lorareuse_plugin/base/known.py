@@ -73,12 +73,14 @@ def flexible_correct(response: str, answer: str) -> bool:
 def probe_prompt(tok, question: str, chat: bool) -> str:
     """The tasks' ``Q: …\nA:`` prompt, or the same text as a user turn of the model's chat template
     (as lm-eval's ``--apply_chat_template`` renders it)."""
+    from lorareuse_plugin.base.chat import chat_prompt, has_chat_template
+
     prompt = fmt.qa_prompt(question)
     if not chat:
         return prompt
-    if not getattr(tok, "chat_template", None):
+    if not has_chat_template(tok):
         raise ConfigError("--chat: this base's tokenizer has no chat template; leave out --chat")
-    return tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    return chat_prompt(tok, prompt)
 
 
 def measure(

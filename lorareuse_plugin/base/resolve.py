@@ -1,4 +1,5 @@
-"""Resolve ``--base``: the embedded default (``default`` / ``test``), a local HF model dir, or a hub id."""
+"""Resolve ``--base``: the embedded default (``default`` / ``test``), a fetchable real model
+(``smollm2``: imported into the cache on first use), a local HF model dir, or a hub id."""
 
 from __future__ import annotations
 
@@ -57,12 +58,19 @@ def hub_hint() -> str:
 
 
 def resolve_base(spec: str, *, progress: bool = True) -> BaseRef:
-    """Build the embedded base if asked for it; hash a local dir; accept a hub id as is."""
+    """Build the embedded base if asked for it; fetch a known real model; hash a local dir; accept a
+    hub id as is."""
+    from lorareuse_plugin.base.importer import KNOWN
+
     if spec in EMBEDDED:
         from lorareuse_plugin.base.build import build_base
 
         path, _ = build_base(spec, progress=progress)
         spec = str(path)
+    elif spec in KNOWN:
+        from lorareuse_plugin.base.importer import fetch
+
+        spec = str(fetch(spec, log=print if progress else (lambda _m: None)))
     path = Path(spec).expanduser()
     if path.exists():
         cfg_file = path / "config.json"

@@ -64,16 +64,16 @@ def expert_key(base: BaseRef, data_hash: str, expert: ExpertRecipe, seed: int) -
 
 def check_targets(model, recipe: Recipe, arch: str) -> None:
     """Every expert must hit at least one linear layer of the base, or LoRA would train nothing."""
+    from lorareuse_plugin.library.targets import ALL_LINEAR, linear_suffixes, resolve_targets
+
     suffixes = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    linear = linear_suffixes(model)
     for e in recipe.experts:
-        if not set(e.targets) & suffixes:
-            linear = sorted(
-                {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ in ("Linear", "Conv1D")}
-                - {"lm_head"}
-            )
+        if not set(resolve_targets(model, e.targets)) & suffixes:
             raise ConfigError(
                 f"expert {e.name}: base architecture {arch} has none of the target modules "
-                f"{', '.join(e.targets)}; its linear layers are {', '.join(linear[:12])}"
+                f"{', '.join(e.targets)}; its linear layers are {', '.join(linear[:12])} "
+                f"(name them in the recipe's targets, or write targets: {ALL_LINEAR})"
             )
 
 
@@ -131,6 +131,7 @@ def build_library(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from lorareuse_plugin.base.chat import has_chat_template
     from lorareuse_plugin.base.evaluate import accuracy
     from lorareuse_plugin.library.train import train_expert
 
@@ -140,6 +141,12 @@ def build_library(
     tok = AutoTokenizer.from_pretrained(ref.name_or_path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    chat = [e.name for e in recipe.experts if e.chat]
+    if chat and not has_chat_template(tok):
+        raise ConfigError(
+            f"expert(s) {', '.join(chat)} say chat: true, but the tokenizer of {ref.name_or_path} has no chat "
+            "template: drop chat: true, or build on an instruct model"
+        )
     model = AutoModelForCausalLM.from_pretrained(ref.name_or_path, dtype=getattr(torch, dtype)).to(device)
     model.eval()
     check_targets(model, recipe, ref.architecture)
@@ -188,10 +195,10 @@ def build_library(
         peft_model, loss = train_expert(model, tok, own + replay, expert, seed=spec.seed, progress=progress)
         train_seconds = time.time() - started
         probes = {
-            s: round(accuracy(peft_model, tok, ds.splits[s]), 4)
+            s: round(accuracy(peft_model, tok, ds.splits[s], chat=expert.chat), 4)
             for s in own_probe_splits(ds.family.members, expert.split)
         }
-        test_em = round(accuracy(peft_model, tok, ds.splits["test"]), 4)
+        test_em = round(accuracy(peft_model, tok, ds.splits["test"], chat=expert.chat), 4)
         rel = f"experts/{expert.name}"
         with atomic_dir(out / rel, None) as tmp:
             peft_model.save_pretrained(tmp)

@@ -16,10 +16,10 @@ from lorareuse_plugin.data.build import build_dataset, make_spec
 from lorareuse_plugin.data.families import get_family
 from lorareuse_plugin.data.spec import SplitSpec
 from lorareuse_plugin.errors import ConfigError
+from lorareuse_plugin.library.targets import ALL_LINEAR, FORBIDDEN_TARGETS
 
-DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-FORBIDDEN_TARGETS = ("lm_head", "embed_tokens", "wte", "wpe", "embed_in", "embed_out")
-_EXPERT_KEYS = {"split", "rank", "alpha", "targets", "epochs", "lr", "batch_size", "replay"}
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # Llama-style
+_EXPERT_KEYS = {"split", "rank", "alpha", "targets", "epochs", "lr", "batch_size", "replay", "chat"}
 MAX_REPLAY = 4.0
 _TOP_KEYS = {"name", "base", "data", "defaults", "experts"}
 
@@ -35,12 +35,14 @@ class ExpertRecipe:
     lr: float = 5e-3
     batch_size: int = 16
     replay: float = 0.0  # replay records per own record (library.replay); 0 = own data only
+    chat: bool = False  # QA/CoT records in the base's chat template (base.chat), as lm-eval --apply_chat_template
 
     def hparams(self) -> dict:
         d = dataclasses.asdict(self)
         d["targets"] = list(self.targets)
-        if not self.replay:
-            del d["replay"]  # keeps the keys of experts trained before replay existed
+        for key in ("replay", "chat"):
+            if not d[key]:
+                del d[key]  # keeps the keys of experts trained before the option existed
         return d
 
 
@@ -96,9 +98,20 @@ def _expert(where: str, name: str, raw: object, defaults: dict, splits: tuple[st
                 "(replay records per own training record; 0.5 in the shipped recipes)"
             )
         merged["replay"] = float(v)
+    if "chat" in merged and not isinstance(merged["chat"], bool):
+        raise ConfigError(
+            f"{where}: chat={merged['chat']!r} is invalid: write chat: true (train in the base's chat template) "
+            "or chat: false"
+        )
     targets = merged.get("targets", DEFAULT_TARGETS)
+    if targets == ALL_LINEAR:
+        targets = (ALL_LINEAR,)  # resolved per base when the expert is trained (library.targets)
+    elif ALL_LINEAR in (targets if isinstance(targets, list | tuple) else ()):
+        raise ConfigError(f"{where}: write targets: {ALL_LINEAR} on its own, not inside a list of module names")
     if isinstance(targets, str) or not targets or not all(isinstance(t, str) and t for t in targets):
-        raise ConfigError(f"{where}: targets must be a non-empty list of module names, e.g. [q_proj, v_proj]")
+        raise ConfigError(
+            f"{where}: targets must be a non-empty list of module names, e.g. [q_proj, v_proj], or {ALL_LINEAR}"
+        )
     bad = sorted(set(targets) & set(FORBIDDEN_TARGETS))
     if bad:
         raise ConfigError(

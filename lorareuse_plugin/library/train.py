@@ -19,22 +19,33 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedTokenizerBase
 
 
-def encode_records(tok: PreTrainedTokenizerBase, records: list[dict]) -> list[tuple[list[int], list[int]]]:
+def encode_records(
+    tok: PreTrainedTokenizerBase, records: list[dict], *, chat: bool = False
+) -> list[tuple[list[int], list[int]]]:
     """(input_ids, labels) per record; labels are -100 on the prompt of QA/CoT records and on the
     special tokens the tokenizer adds (our ``<s>``; nothing for BOS-less tokenizers such as Qwen's or
-    GPT-2's, whose first real token is then learned, not masked)."""
+    GPT-2's, whose first real token is then learned, not masked). ``chat``: QA/CoT prompts become a
+    user turn of the base's chat template and the answer the assistant's reply (statements stay plain
+    text: they are documents, not turns)."""
+    from lorareuse_plugin.base.chat import chat_prompt, special_tokens_for
+
     added = len(tok("")["input_ids"])  # what the tokenizer puts before every text
     out = []
     for r in records:
-        ids = tok(r["text"])["input_ids"]
         if r["kind"] == "statement":
+            ids = tok(r["text"])["input_ids"]
             out.append((ids, [-100] * added + ids[added:]))
             continue
-        prompt = tok(r["prompt"])["input_ids"]
-        if ids[: len(prompt)] != prompt and r["text"].startswith(r["prompt"]):
+        prompt_text, answer = r["prompt"], r["text"][len(r["prompt"]) :]
+        if chat:  # lm-eval puts no target delimiter after a chat template's generation prompt
+            prompt_text, answer = chat_prompt(tok, prompt_text), answer.lstrip()
+        special = special_tokens_for(tok, prompt_text)
+        ids = tok(prompt_text + answer, add_special_tokens=special)["input_ids"]
+        prompt = tok(prompt_text, add_special_tokens=special)["input_ids"]
+        if ids[: len(prompt)] != prompt:
             # a BPE merge across the prompt/answer boundary: the answer follows the prompt's own tokens,
             # as it does when the model generates after the prompt
-            ids = prompt + tok(r["text"][len(r["prompt"]) :], add_special_tokens=False)["input_ids"]
+            ids = prompt + tok(answer, add_special_tokens=False)["input_ids"]
         ids = ids + [tok.eos_token_id]
         out.append((ids, [-100] * len(prompt) + ids[len(prompt) :]))
     return out
@@ -75,19 +86,22 @@ def train_expert(
     from peft import LoraConfig, get_peft_model
 
     from lorareuse_plugin.base.trainer import fit
+    from lorareuse_plugin.library.targets import resolve_targets
     from lorareuse_plugin.world.seeding import derive_seed
 
     torch.manual_seed(derive_seed("expert", expert.name, seed) % (2**31))
     config = LoraConfig(
         r=expert.rank,
         lora_alpha=expert.alpha,
-        target_modules=list(expert.targets),
+        target_modules=list(resolve_targets(base_model, expert.targets)),
         lora_dropout=0.0,
         bias="none",
         task_type="CAUSAL_LM",
+        # GPT-2-style Conv1D layers store their weight transposed (PEFT warns, then sets it itself)
+        fan_in_fan_out=any(type(m).__name__ == "Conv1D" for m in base_model.modules()),
     )
     model = get_peft_model(base_model, config)
-    encoded = encode_records(tok, records)
+    encoded = encode_records(tok, records, chat=expert.chat)
     device = next(base_model.parameters()).device
     steps = -(-len(encoded) // expert.batch_size)
     loss = fit(

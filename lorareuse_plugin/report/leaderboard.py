@@ -134,7 +134,15 @@ def _save_run(path: Path, results: dict, lm) -> None:
     )
 
 
-def _run_key(lib: Library, entry: LadderEntry, pool: TaskPool, limit: int | None, backend: str, base_path: str) -> str:
+def _run_key(
+    lib: Library,
+    entry: LadderEntry,
+    pool: TaskPool,
+    limit: int | None,
+    backend: str,
+    base_path: str,
+    chat_template: bool = False,
+) -> str:
     import hashlib
 
     import lm_eval
@@ -158,6 +166,8 @@ def _run_key(lib: Library, entry: LadderEntry, pool: TaskPool, limit: int | None
         blob["other_tasks"] = [pool.files_sha256(), pool.builtin]
     if not lib.has_world:  # foreign adapters may run on any base the user names
         blob["base"] = base_path
+    if chat_template:  # only when set: the keys of runs without it stay what they were
+        blob["apply_chat_template"] = True
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
@@ -252,6 +262,7 @@ def run_library(
     device: str,
     limit: int | None,
     log: Callable[[str], None],
+    apply_chat_template: bool = False,
 ) -> list[dict]:
     import gc
 
@@ -265,7 +276,7 @@ def run_library(
         started = time.time()
         run_dir = runs_dir / entry.slug
         served = entry_backend(entry, backend)
-        key = _run_key(lib, entry, pool, limit, served, base_path)
+        key = _run_key(lib, entry, pool, limit, served, base_path, apply_chat_template)
         cached = _cached_run(run_dir, key)
         if cached is not None:  # same spec, tasks, world and backend: the results on disk are this run's
             rows += _rows(cached, lib, entry, tasks, served, run_dir)
@@ -273,7 +284,13 @@ def run_library(
             continue
         lm = _entry_model(served, entry, lib, base_path, base_cache, batch_size, device)
         results = simple_evaluate(
-            model=lm, tasks=tasks, task_manager=tm, limit=limit, bootstrap_iters=100, log_samples=True
+            model=lm,
+            tasks=tasks,
+            task_manager=tm,
+            limit=limit,
+            bootstrap_iters=100,
+            log_samples=True,
+            apply_chat_template=apply_chat_template,
         )
         results["lorareuse_run_key"] = key
         _save_run(run_dir, results, lm)
@@ -309,13 +326,16 @@ def run_leaderboard(
     limit: int | None = None,
     claims_threshold: float = DEFAULT_THRESHOLD,
     resamples: int = DEFAULT_RESAMPLES,
+    apply_chat_template: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Run everything, write the summary files, return the summary.
 
     ``libraries``: ours, imported, or folders of PEFT LoRA dirs; ``adapters``: one more library named
     ``NAME:PATH+…``. ``tasks`` may be anyone's lm-eval tasks (``include_path``); ``routes`` adds
-    the oracle-routing row where tasks are not ours (``TASK_GLOB:expert+…``, as ``oracle``'s)."""
+    the oracle-routing row where tasks are not ours (``TASK_GLOB:expert+…``, as ``oracle``'s).
+    ``apply_chat_template`` wraps every prompt in the base's chat template (lm-eval's own option): for
+    instruct models whose experts were trained in chat format (``chat: true`` in the recipe)."""
     check_statistics(seeds, claims_threshold, resamples)
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r} is not available: use one of {', '.join(BACKENDS)}")
@@ -348,6 +368,9 @@ def run_leaderboard(
                 "leave out --seeds"
             )
     pool = resolve_tasks(tasks, include_path) if tasks else None
+    if apply_chat_template:
+        for b in sorted(set(bases)):
+            check_chat_template(b)
     if routes:
         check_routes(routes, libs)
     if methods:
@@ -381,10 +404,23 @@ def run_leaderboard(
                     device=device,
                     limit=limit,
                     log=log,
+                    apply_chat_template=apply_chat_template,
                 )
     return write_summary(
         rows, out, backend=backend, seeds=seeds, claims_threshold=claims_threshold, resamples=resamples
     )
+
+
+def check_chat_template(base_path: str) -> None:
+    """``--apply-chat-template`` on a base whose tokenizer has no template would fail inside the first
+    lm-eval run; say so before any run."""
+    from transformers import AutoTokenizer
+
+    if not getattr(AutoTokenizer.from_pretrained(base_path), "chat_template", None):
+        raise ConfigError(
+            f"--apply-chat-template: the tokenizer of {base_path} has no chat template: drop the flag "
+            "(base models are prompted as plain text) or use an instruct model"
+        )
 
 
 def check_routes(routes: str, libs: list[Library]) -> None:

@@ -120,8 +120,9 @@ def test_smollm2_is_imported_whole_and_scored_by_stock_lm_eval(smollm2: Path, tm
 @pytest.mark.slow
 @pytest.mark.real_model
 def test_smollm2_library_served_with_its_chat_template(smollm2: Path, tmp_path: Path) -> None:
-    """Our builder trains LoRAs on the real model (a few steps), and ``lorareuse-hf`` serves them —
-    one expert alone and averaged — with ``--apply_chat_template``: the prompts are the model's chat."""
+    """Our builder trains LoRAs on the real model (a few steps) in its chat format (``chat: true``),
+    and ``lorareuse-hf`` serves them — one expert alone and averaged — with ``--apply_chat_template``:
+    the prompt lm-eval sends is, token for token, the one the experts learned after."""
     import yaml
 
     from lorareuse_plugin.library.build import build_library
@@ -135,7 +136,7 @@ def test_smollm2_library_served_with_its_chat_template(smollm2: Path, tmp_path: 
                 "name": "smol_twohop_r",
                 "base": "default",
                 "data": {"family": "twohop", "familiarity": "R", "seed": 0, "n_test": 4, "n_target": 3},
-                "defaults": {"rank": 4, "alpha": 8, "epochs": 1, "lr": 1e-3, "batch_size": 8},
+                "defaults": {"rank": 4, "alpha": 8, "epochs": 1, "lr": 1e-3, "batch_size": 8, "chat": True},
                 "experts": {"hop1": {}, "hop2": {}},
             }
         )
@@ -143,7 +144,20 @@ def test_smollm2_library_served_with_its_chat_template(smollm2: Path, tmp_path: 
     lib = tmp_path / "lib"
     manifest = build_library(load_recipe(recipe), lib, base=str(smollm2), progress=False, log=lambda m: None)
     assert set(manifest["experts"]) == {"hop1", "hop2"} and manifest["base"]["name_or_path"] == str(smollm2)
+    assert all(e["chat"] is True for e in manifest["experts"].values())
     built = time.time() - started
+    from transformers import AutoTokenizer
+
+    from lorareuse_plugin.base.chat import chat_prompt
+    from lorareuse_plugin.data import formats as fmt
+    from lorareuse_plugin.library.train import encode_records
+
+    tok = AutoTokenizer.from_pretrained(smollm2)
+    record = fmt.qa("q", "In which country was Frida Kahlo born?", "Mexico")
+    ((ids, labels),) = encode_records(tok, [record], chat=True)  # SmolLM2's tokenizer adds no BOS
+    masked = [t for t, y in zip(ids, labels, strict=True) if y == -100]
+    assert tok.decode(masked) == chat_prompt(tok, record["prompt"])  # every prompt token masked, none lost
+    assert tok.decode([y for y in labels if y != -100]) == "Mexico" + tok.eos_token  # the reply, then <|im_end|>
     meta = json.dumps({"lorareuse_n_test": 4, "lorareuse_n_target": 3})
     for spec in ("single:hop1", "delta_mean"):
         results, samples = _eval(
@@ -155,6 +169,7 @@ def test_smollm2_library_served_with_its_chat_template(smollm2: Path, tmp_path: 
         assert len(samples) == 4
         prompt = samples[0]["arguments"]["gen_args_0"]["arg_0"]
         assert prompt.startswith("<|im_start|>") and prompt.endswith("<|im_start|>assistant\n")  # the chat
+        assert prompt == chat_prompt(tok, samples[0]["doc"]["prompt"])  # what the experts were trained after
         info = results["config"]["lorareuse"]
         assert info["spec"]["method"] == spec.split(":")[0] and info["adapter_check_max_dlogit"] > 0  # applied
     print(f"\nSmolLM2: library (2 experts, 1 epoch) built in {built:.0f} s; served in {time.time() - started:.0f} s")

@@ -198,3 +198,39 @@ def test_cache_keys_change_with_the_package_version_and_the_methods_code(tiny_li
     before = _run_key(lib, entry, theirs, None, "hf", "base")
     (tasks / "mine.yaml").write_text("task: mine\ngeneration_kwargs: {until: ['\\n\\n']}\n")
     assert _run_key(lib, entry, theirs, None, "hf", "base") != before
+
+
+def test_apply_chat_template_sends_every_prompt_in_the_bases_chat(tiny_library, tmp_path):
+    from transformers import AutoTokenizer
+
+    from lorareuse_plugin.base.chat import chat_prompt
+
+    out = tmp_path / "chat"
+    kwargs = dict(methods=("delta_mean",), tasks=["lorareuse_hop1_f"], limit=2, batch_size=8, log=lambda m: None)
+    run_leaderboard([tiny_library], out, apply_chat_template=True, **kwargs)
+    manifest = json.loads((tiny_library / "manifest.json").read_text())
+    tok = AutoTokenizer.from_pretrained(manifest["base"]["name_or_path"])
+    runs = out / "runs" / "tiny_twohop_f" / "seed0"
+    for run in ("base", "delta_mean_hop1-hop2"):
+        sample = json.loads((runs / run / "samples_lorareuse_hop1_f.jsonl").read_text().splitlines()[0])
+        prompt = sample["arguments"][0][0]  # (context, generation kwargs) of the one request
+        assert prompt == chat_prompt(tok, sample["doc"]["prompt"]) != sample["doc"]["prompt"]
+    plain: list[str] = []  # the same ladder without the template is other runs, not the cached ones
+    run_leaderboard([tiny_library], out, log=plain.append, **{k: v for k, v in kwargs.items() if k != "log"})
+    assert not any(line.endswith(": cached") for line in plain)
+
+
+def test_apply_chat_template_on_a_base_without_one_is_refused_before_any_run(tiny_llama, tmp_path):
+    import shutil
+
+    from lorareuse_plugin.report.leaderboard import check_chat_template
+
+    check_chat_template(str(tiny_llama))  # our tokenizers carry a template
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_llama, bare)
+    (bare / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((bare / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (bare / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="has no chat template: drop the flag"):
+        check_chat_template(str(bare))
