@@ -69,8 +69,9 @@ def _tasks(mode: str, manifest: dict) -> list[str]:
     return library_tasks(manifest)
 
 
-def training_steps(recipes) -> int:
-    """Optimizer steps to train every expert of ``recipes`` from scratch."""
+def training_steps(recipes, done: frozenset[tuple[str, str]] = frozenset()) -> int:
+    """Optimizer steps to train the experts of ``recipes`` from scratch, leaving out the
+    (library, expert) pairs in ``done``."""
     from lorareuse_plugin.data.build import build_dataset
     from lorareuse_plugin.library.replay import replay_count
 
@@ -78,21 +79,45 @@ def training_steps(recipes) -> int:
     for recipe in recipes:
         splits = build_dataset(recipe.data).splits
         for e in recipe.experts:
+            if (recipe.name, e.name) in done:
+                continue
             own = len(splits[e.split])
             steps += -(-(own + replay_count(e.replay, own)) // e.batch_size) * e.epochs
     return steps
 
 
-def real_base_controls(base_path: str, out: Path, log: Callable[[str], None]) -> list:
-    """The in-context controls on a real base (the held-out-chain control is about our corpus and
-    does not apply), scored with the flexible filter; cached in ``out`` by the base's weights hash."""
+def built_experts(recipes, libraries: Path, ref) -> frozenset[tuple[str, str]]:
+    """(library, expert) pairs whose manifest in ``libraries`` already has this expert's key: the
+    build will skip them once their files check out (an estimate: the files are checked by the build)."""
     import json
 
-    from lorareuse_plugin.base.resolve import resolve_base
+    from lorareuse_plugin.data.build import build_dataset
+    from lorareuse_plugin.library.build import expert_key
+    from lorareuse_plugin.library.source import MANIFEST
+
+    done = set()
+    for recipe in recipes:
+        path = libraries / recipe.name / MANIFEST
+        try:
+            experts = json.loads(path.read_text()).get("experts", {})
+        except (OSError, ValueError):
+            continue
+        hashes = build_dataset(recipe.data).hashes
+        for e in recipe.experts:
+            if experts.get(e.name, {}).get("key") == expert_key(ref, hashes[e.split], e, recipe.data.seed):
+                done.add((recipe.name, e.name))
+    return frozenset(done)
+
+
+def real_base_controls(ref, out: Path, log: Callable[[str], None]) -> list:
+    """The in-context controls on a real base (``BaseRef``; the held-out-chain control is about our
+    corpus and does not apply), scored with the flexible filter; cached in ``out`` by weights hash."""
+    import json
+
     from lorareuse_plugin.control import load_controls
     from lorareuse_plugin.io import write_bytes_atomic
 
-    weights = resolve_base(base_path, progress=False).weights_hash
+    base_path, weights = ref.name_or_path, ref.weights_hash
     cache = out / "base_controls.json"
     if cache.is_file():
         saved = json.loads(cache.read_text())
@@ -182,16 +207,20 @@ def run_demo(
         log(format_report(info["sanity"]))
         base_checks = load_controls(info.get("controls", []))
     else:
-        base_path = resolve_base(base).name_or_path  # fetched and imported on first use
+        ref = resolve_base(base)  # fetched and imported on first use
+        base_path = ref.name_or_path
         log(f"== base ({base}): {base_path}")
-        base_checks = real_base_controls(base_path, out, log)
+        base_checks = real_base_controls(ref, out, log)
         timings["base"] = time.time() - t0
-        steps = training_steps(recipes)
-        log(
-            f"training from scratch: {steps} steps, about {steps * CPU_SECONDS_PER_STEP[base] / 60:.0f} min on "
-            "2 CPU cores (experts already built in --out are skipped; on a GPU: pass through `library build "
-            "--device cuda` first)"
-        )
+        total = training_steps(recipes)
+        steps = training_steps(recipes, built_experts(recipes, out / "libraries", ref))
+        if steps:
+            log(
+                f"training: {steps} of {total} steps to go, about {steps * CPU_SECONDS_PER_STEP[base] / 60:.0f} min "
+                "on 2 CPU cores (a GPU: `library build --device cuda` each recipe into --out/libraries first)"
+            )
+        else:
+            log(f"training: every expert ({total} steps) is already built in {out / 'libraries'}")
     t1 = time.time()
     libraries = []
     manifests = {}

@@ -60,3 +60,23 @@ def test_real_base_demo_recipes_parse_and_their_training_estimate_counts_optimiz
     f = recipes[0]
     assert training_steps([dataclasses.replace(f, experts=(f.expert("hop1"),))]) == 72
     assert training_steps([dataclasses.replace(f, experts=(f.expert("target"),))]) == 24
+
+
+def test_the_estimate_leaves_out_experts_already_built_with_this_key(tmp_path: Path) -> None:
+    from lorareuse_plugin.base.resolve import BaseRef
+    from lorareuse_plugin.data.build import build_dataset
+    from lorareuse_plugin.demo import _recipes, built_experts, training_steps
+    from lorareuse_plugin.library.build import expert_key
+
+    recipes = _recipes("default", "smollm2")
+    f = recipes[0]
+    ref = BaseRef("smollm2-dir", "config-hash", "weights-hash", "LlamaForCausalLM")
+    hop1 = f.expert("hop1")
+    key = expert_key(ref, build_dataset(f.data).hashes["hop1"], hop1, f.data.seed)
+    lib = tmp_path / f.name
+    lib.mkdir()
+    experts = {"hop1": {"key": key}, "hop2": {"key": "built on another base"}}
+    (lib / "manifest.json").write_text(json.dumps({"experts": experts}))
+    done = built_experts(recipes, tmp_path, ref)
+    assert done == {(f.name, "hop1")}
+    assert training_steps(recipes, done) == training_steps(recipes) - 72

@@ -28,8 +28,8 @@ def test_statements_carry_no_eos_answers_do():
     class Tok:
         eos_token_id = 2
 
-        def __call__(self, text):
-            return {"input_ids": [1] + [10 + ord(c) % 50 for c in text]}
+        def __call__(self, text, add_special_tokens=True):
+            return {"input_ids": [1] * add_special_tokens + [10 + ord(c) % 50 for c in text]}
 
     statement, qa = encode_records(Tok(), [fmt.statement("s", "A was born in B."), fmt.qa("q", "Where?", "B")])
     assert statement[0][-1] != 2 and statement[1][0] == -100 and statement[1][1:] == statement[0][1:]

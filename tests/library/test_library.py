@@ -204,9 +204,15 @@ def test_shipped_recipes_parse():
         recipe = load_recipe(p)
         assert recipe.name == p.stem
         assert {"target", "union", "oracle"} <= set(recipe.expert_names)
-    demo = sorted(root.glob("demo/*.yaml"))
+    demo = sorted(p for p in root.glob("demo/*.yaml") if not p.stem.startswith("smollm2_"))
     assert [p.stem for p in demo] == ["math_ks_f", "twohop_f", "twohop_h", "twohop_r"]
     for p in demo:
         recipe, full = load_recipe(p), load_recipe(root / p.name)
         assert recipe.name == f"demo_{p.stem}" and recipe.expert_names == full.expert_names
+        assert recipe.data.family == full.data.family and recipe.data.familiarity == full.data.familiarity
+    real = sorted(root.glob("demo/smollm2_*.yaml"))  # the real-model demo's: the same worlds on SmolLM2
+    assert [p.stem for p in real] == ["smollm2_twohop_f", "smollm2_twohop_r"]
+    for p in real:
+        recipe, full = load_recipe(p), load_recipe(root / p.name.removeprefix("smollm2_"))
+        assert recipe.name == p.stem and recipe.base == "smollm2"
         assert recipe.data.family == full.data.family and recipe.data.familiarity == full.data.familiarity

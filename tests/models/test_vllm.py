@@ -36,7 +36,7 @@ def task_manager():
     )
 
 
-def _run(task_manager, model, args):
+def _run(task_manager, model, args, **evaluate):
     from lm_eval import simple_evaluate
 
     from lorareuse_plugin.models import register_models
@@ -50,6 +50,7 @@ def _run(task_manager, model, args):
         task_manager=task_manager,
         batch_size=8,
         bootstrap_iters=0,
+        **evaluate,
     )
 
 
@@ -78,6 +79,25 @@ def test_vllm_matches_hf_on_the_same_spec(task_manager, tiny_library, method, ex
         served = vl["config"]["lorareuse"]["served_by"]
         assert set(served["lorareuse_hop1_f"]) == {"hop1"} and set(served["lorareuse_hop2_f"]) == {"hop2"}
         assert set(served["lorareuse_twohop_f_mc"]) == {"target"}
+
+
+def test_vllm_matches_hf_with_the_chat_template(task_manager, tiny_library):
+    """``--apply_chat_template`` on both backends: the same templated prompts, the same answers."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from lorareuse_plugin.base.chat import chat_prompt
+
+    args = {"library": str(tiny_library), "method": "delta_mean"}
+    hf = _run(task_manager, "lorareuse-hf", args, apply_chat_template=True)
+    vl = _run(task_manager, "lorareuse-vllm", args, apply_chat_template=True)
+    assert_samples_agree(hf, vl, TASKS)
+    base = json.loads((tiny_library / "manifest.json").read_text())["base"]["name_or_path"]
+    tok = AutoTokenizer.from_pretrained(base)
+    for run in (hf, vl):
+        sample = run["samples"]["lorareuse_hop1_f"][0]
+        assert sample["arguments"][0][0] == chat_prompt(tok, sample["doc"]["prompt"]) != sample["doc"]["prompt"]
 
 
 @pytest.mark.parametrize(
