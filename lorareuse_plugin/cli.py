@@ -319,10 +319,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise LorareuseError("--quick and --full exclude each other: pick one")
     if args.train and (args.quick or args.full):
         raise LorareuseError("--train is for the default demo (--quick and --full always train): drop one")
-    if args.base != "default" and (args.quick or args.full or args.train):
-        raise LorareuseError(
-            f"--base {args.base} runs its own demo recipes and always trains them: drop --quick/--full/--train"
-        )
     mode = "quick" if args.quick else "full" if args.full else "default"
     out = args.out or ("runs/demo" if args.base == "default" else f"runs/demo-{args.base}")
     result = run_demo(mode, out, train=args.train, base=args.base)

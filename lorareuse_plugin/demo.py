@@ -194,9 +194,11 @@ def run_demo(
     out = Path(out).resolve()
     timings: dict[str, float] = {}
     t0 = time.time()
-    if base != "default" and (base not in REAL_BASE_RECIPES or mode != "default"):
+    if base != "default" and base not in REAL_BASE_RECIPES:
+        raise ConfigError(f"demo --base {base!r}: the demo runs on default or {', '.join(REAL_BASE_RECIPES)}")
+    if base != "default" and (mode != "default" or train):
         raise ConfigError(
-            f"demo --base {base!r}: the demo runs on default or {', '.join(REAL_BASE_RECIPES)} (without --quick/--full)"
+            f"--base {base} runs its own demo recipes and always trains them: drop --quick/--full/--train"
         )
     recipes = _recipes(mode, base)
     if base == "default":

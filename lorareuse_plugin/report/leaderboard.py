@@ -416,7 +416,9 @@ def check_chat_template(base_path: str) -> None:
     lm-eval run; say so before any run."""
     from transformers import AutoTokenizer
 
-    if not getattr(AutoTokenizer.from_pretrained(base_path), "chat_template", None):
+    from lorareuse_plugin.base.chat import has_chat_template
+
+    if not has_chat_template(AutoTokenizer.from_pretrained(base_path)):
         raise ConfigError(
             f"--apply-chat-template: the tokenizer of {base_path} has no chat template: drop the flag "
             "(base models are prompted as plain text) or use an instruct model"
