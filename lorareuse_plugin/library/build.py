@@ -234,8 +234,12 @@ def build_library(
             f"own probe {' '.join(f'{k}={v:.2f}' for k, v in probes.items())}, test {test_em:.2f}, "
             f"{train_seconds:.0f} s"
         )
+    chat_experts = {e.name: e.chat for e in recipe.experts}
+    # chat experts' controls are asked in the chat template since controls v2 (plain before): the
+    # marker re-measures such libraries once, and leaves every plain library's record as it is
+    chat_marker = [["chat-controls", 2]] if any(chat_experts.values()) else []
     controls_key = hashlib.sha256(
-        json.dumps(sorted((n, e["key"]) for n, e in manifest["experts"].items())).encode()
+        json.dumps(sorted((n, e["key"]) for n, e in manifest["experts"].items()) + chat_marker).encode()
     ).hexdigest()
     if manifest.get("controls", {}).get("key") != controls_key:
         from lorareuse_plugin.library.controls import library_controls
@@ -250,6 +254,7 @@ def build_library(
             ds.family.members,
             {n: e["path"] for n, e in manifest["experts"].items()},
             ds.splits["test"],
+            chat_experts,
         )
         manifest["controls"] = {"key": controls_key, "controls": [c.to_json() for c in controls], "samples": samples}
     del manifest[INCOMPLETE]

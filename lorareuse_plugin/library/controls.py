@@ -5,6 +5,10 @@
   knowledge a reuse method needs is in the library.
 - **union, chain of thought (reported; goal ≥ 0.8)**: one LoRA trained on both members' data,
   asked to think step by step — does joint training compose? The paper's question hinges on it.
+
+An expert trained with ``chat: true`` is asked in the base's chat template (``base.chat``), as it
+was trained and as lm-eval's ``--apply_chat_template`` asks it; a plain prompt would measure a
+format the expert never saw.
 """
 
 from __future__ import annotations
@@ -33,16 +37,30 @@ def answer_guess(docs: list[dict]) -> float:
     return Counter(d["answer"] for d in docs).most_common(1)[0][1] / len(docs) if docs else 0.0
 
 
-def decomposition_answers(model, tok: PreTrainedTokenizerBase, family: str, docs: list[dict]) -> list[str]:
+def _ask(tok: PreTrainedTokenizerBase, question: str, chat: bool) -> str:
+    """``Q: …\nA:``, or that text as a user turn of the base's chat template."""
+    prompt = qa_prompt(question)
+    if not chat:
+        return prompt
+    from lorareuse_plugin.base.chat import chat_prompt
+
+    return chat_prompt(tok, prompt)
+
+
+def decomposition_answers(
+    model, tok: PreTrainedTokenizerBase, family: str, docs: list[dict], chat: dict[str, bool] | None = None
+) -> list[str]:
     """The final answers of the explicit decomposition; ``model`` is a PeftModel holding both
-    members as named adapters."""
+    members as named adapters; ``chat``: which members were trained in the chat template."""
+    chat = chat or {}
     steps = [decompose(family, d["prompt"]) for d in docs]
-    members = steps[0].members
-    model.set_adapter(members[0])
-    first = [a.strip() for a in greedy_generate(model, tok, [qa_prompt(s.first) for s in steps])]
-    model.set_adapter(members[1])
-    second = greedy_generate(model, tok, [qa_prompt(s.second(b)) for s, b in zip(steps, first, strict=True)])
-    return [a.strip() for a in second]
+    first_name, second_name = steps[0].members
+    model.set_adapter(first_name)
+    first_prompts = [_ask(tok, s.first, chat.get(first_name, False)) for s in steps]
+    first = [a.strip() for a in greedy_generate(model, tok, first_prompts)]
+    model.set_adapter(second_name)
+    second_prompts = [_ask(tok, s.second(b), chat.get(second_name, False)) for s, b in zip(steps, first, strict=True)]
+    return [a.strip() for a in greedy_generate(model, tok, second_prompts)]
 
 
 def library_controls(
@@ -54,9 +72,12 @@ def library_controls(
     members: tuple[str, ...],
     experts: dict[str, str],
     test: list[dict],
+    chat: dict[str, bool] | None = None,
 ) -> tuple[list[Control], dict]:
-    """Controls on the library at ``root`` (``experts``: name -> dir relative to ``root``).
-    Returns the controls and per-control samples (first outputs) for the record."""
+    """Controls on the library at ``root`` (``experts``: name -> dir relative to ``root``; ``chat``:
+    the experts trained in the chat template). Returns the controls and per-control samples (first
+    outputs) for the record."""
+    chat = chat or {}
     from peft import PeftModel
 
     label = f"{family}{' ' + familiarity if familiarity else ''}"
@@ -71,7 +92,7 @@ def library_controls(
             model.load_adapter(str(root / experts[name]), adapter_name=name)
         model.eval()
         if all(m in experts for m in members):
-            answers = decomposition_answers(model, tok, family, test)
+            answers = decomposition_answers(model, tok, family, test, chat)
             right = [is_correct(a, d["answer"]) for a, d in zip(answers, test, strict=True)]
             controls.append(
                 Control(
@@ -86,7 +107,7 @@ def library_controls(
             samples["decomposition"] = answers[:5]
         if "union" in experts:
             model.set_adapter("union")
-            right, responses = correct_answers(model, tok, test, form="cot")
+            right, responses = correct_answers(model, tok, test, form="cot", chat=chat.get("union", False))
             controls.append(
                 Control(
                     f"union expert, CoT ({label})",

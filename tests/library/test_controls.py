@@ -124,3 +124,43 @@ def test_experts_trained_on_the_shipped_base_chain_past_the_first_sentence(tmp_p
         assert text.count(".") >= 2, text
     decomposition = Control.from_json(manifest["controls"]["controls"][0])
     assert decomposition.result.value >= 0.9, samples["decomposition"]
+
+
+def test_chat_experts_are_asked_in_the_chat_template_plain_ones_plainly(monkeypatch):
+    """A ``chat: true`` member must be asked as it was trained (a user turn of the base's template),
+    a plain member in ``Q: …\\nA:`` — per member, inside one decomposition."""
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from lorareuse_plugin.base.chat import chat_prompt
+    from lorareuse_plugin.data.build import build_dataset, make_spec
+    from lorareuse_plugin.data.formats import qa_prompt
+    from lorareuse_plugin.library import controls
+
+    shipped = Path(controls.__file__).parents[1] / "base/shipped/default"
+    tok = AutoTokenizer.from_pretrained(shipped)
+    tok.chat_template = (  # ChatML, as SmolLM2's: unlike the embedded base's own, visibly not "Q: …"
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    docs = build_dataset(make_spec("twohop", "F", 0, 3, 3, None)).splits["test"]
+    asked: list[list[str]] = []
+
+    def fake_generate(model, tok, prompts, **kw):  # the prompts are what this test checks
+        asked.append(list(prompts))
+        return ["Zelandia" for _ in prompts]
+
+    class TwoAdapters:
+        def set_adapter(self, name):
+            pass
+
+    monkeypatch.setattr(controls, "greedy_generate", fake_generate)
+    controls.decomposition_answers(TwoAdapters(), tok, "twohop", docs, {"hop1": True, "hop2": False})
+    first, second = asked
+    assert all(p.startswith("<|im_start|>user\nQ: ") and p.endswith("<|im_start|>assistant\n") for p in first)
+    assert first[0] == chat_prompt(tok, qa_prompt(controls.decompose("twohop", docs[0]["prompt"]).first))
+    assert all(p.startswith("Q: ") and "Zelandia" in p for p in second)
+    asked.clear()
+    controls.decomposition_answers(TwoAdapters(), tok, "twohop", docs)
+    assert all(p.startswith("Q: ") for p in asked[0] + asked[1])
