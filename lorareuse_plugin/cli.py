@@ -36,7 +36,7 @@ def _cmd_data_export(args: argparse.Namespace) -> int:
     from lorareuse_plugin.data.build import make_spec
     from lorareuse_plugin.data.export import MANIFEST, export
 
-    spec = make_spec(args.family, args.familiarity, args.seed, args.n_test, args.n_target, args.n_skill)
+    spec = make_spec(args.family, args.familiarity, args.seed, args.n_test, args.n_target, args.n_skill, args.known)
     info = export(spec, Path(args.out))
     out = Path(args.out).resolve()
     for name, s in info["splits"].items():
@@ -49,7 +49,8 @@ def _cmd_data_export(args: argparse.Namespace) -> int:
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from lorareuse_plugin.data.build import build_dataset, make_spec
 
-    ds = build_dataset(make_spec(args.family, args.familiarity, args.seed, args.n_test, args.n_target, args.n_skill))
+    spec = make_spec(args.family, args.familiarity, args.seed, args.n_test, args.n_target, args.n_skill, args.known)
+    ds = build_dataset(spec)
     for name in ds.family.all_splits:
         print(f"{name:16} {len(ds.splits[name]):6d} records  sha256 {ds.hashes[name]}")
     print("leakage check passed")
@@ -109,7 +110,18 @@ def _cmd_familiarity(args: argparse.Namespace) -> int:
 
     report = familiarity_report(args.base, args.out, limit=args.limit, chat=args.chat)
     print(format_summary(report))
-    print(f"wrote {Path(args.out).resolve() / report_name(args.chat)} (one row per fact: greedy answers, MC, known)")
+    written = Path(args.out).resolve() / report_name(args.chat)
+    print(f"wrote {written} (one row per fact: greedy answers, MC, known)")
+    if args.limit is None:
+        from lorareuse_plugin.data.twohop import MIN_H_BRIDGES, known_world_capacity
+        from lorareuse_plugin.world.known import read_known
+
+        people, countries = known_world_capacity(read_known(written))
+        print(
+            f"worlds from these facts (--known {written}): twohop R has {people} people with both hops known "
+            f"(n_test + n_target <= {people}); twohop H {countries} countries with a known capital "
+            f"(at least {MIN_H_BRIDGES + 2} needed)"
+        )
     return 0
 
 
@@ -343,6 +355,11 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
         "--n-target", default=None, help="composed questions for the target expert (default 60; math_ks R 30)"
     )
     p.add_argument("--n-skill", default=None, help="problems per math skill expert (default 300)")
+    p.add_argument(
+        "--known",
+        default=None,
+        help="a familiarity report (lorareuse familiarity): twohop R/H draw only facts that base knows",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

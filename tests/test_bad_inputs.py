@@ -700,6 +700,53 @@ CLI_CASES = [
         (*EXPORT, "--familiarity", "F", "--n-test", "-3"),
     ),
     Case(
+        "export-known-missing",
+        "known facts: ",
+        "lorareuse familiarity --base BASE",
+        (*EXPORT, "--familiarity", "R", "--known", "{tmp}/nope.json"),
+    ),
+    Case(
+        "export-known-not-json",
+        "is not JSON",
+        "lorareuse familiarity --base BASE",
+        (*EXPORT, "--familiarity", "R", "--known", "{recipe}"),
+        recipe=_recipe_text("{not json"),
+    ),
+    Case(
+        "export-known-not-a-report",
+        "is not a familiarity report",
+        "lorareuse familiarity --base BASE",
+        (*EXPORT, "--familiarity", "R", "--known", "{recipe}"),
+        recipe=_recipe_text('{"facts": [{"relation": "capital"}]}'),
+    ),
+    Case(
+        "export-known-on-fictional-world",
+        "twohop F has none to choose",
+        "leave out known",
+        (*EXPORT, "--familiarity", "F", "--known", "{recipe}"),
+        recipe=_recipe_text(
+            json.dumps({"base": {}, "facts": [{"relation": "capital", "subject": "France", "known": True}]})
+        ),
+    ),
+    Case(
+        "export-known-too-few-for-r",
+        "twohop R has 1 real people whose birth country and its capital",
+        "lower them so they sum to at most 1",
+        (*EXPORT, "--familiarity", "R", "--known", "{recipe}"),
+        recipe=_recipe_text(
+            json.dumps(
+                {
+                    "base": {"name_or_path": "/m/smol"},
+                    "facts": [
+                        {"relation": "birth_country", "subject": "Albert Einstein", "known": True},
+                        {"relation": "capital", "subject": "Germany", "known": True},
+                        {"relation": "capital", "subject": "France", "known": True},
+                    ],
+                }
+            )
+        ),
+    ),
+    Case(
         "export-out-foreign-dir",
         "holds no splits.json",
         "pass a new or empty directory",

@@ -3,24 +3,85 @@
 ``--num_fewshot`` must show the answer format, not the answers: lm-eval draws examples from the
 task's ``fewshot_split`` (or, without one, from the test split itself — other test items, whose
 people and bridges the test shares). Every task's few-shot split is built here, in the exact
-document format of its split, over entities of the background world's fresh name space: a name
-space disjoint from every test world (the leakage tests prove it), new names per document. The
-examples are the same for every seed, familiarity and library, so a shot count is comparable
-across them.
+document format of its split:
+
+- where the split's facts are fictional (F, math), over entities of the background world's fresh
+  name space, disjoint from every test world (the leakage tests prove it); the same examples for
+  every seed and library;
+- where they are real (two-hop R: both hops; H: the country and its capital), over *real* facts of
+  our tables that this world's test and target never use (people born, and capitals of, other
+  countries; most famous first). A real model shown fictional examples answers "Poland" for the
+  capital of Poland — it takes the examples' made-up names as the format — so real questions get
+  real examples. A world too large to leave enough spare real facts tops up with fictional ones and
+  logs it.
 """
 
 from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING
+
 from lorareuse_plugin.data import formats as fmt
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lorareuse_plugin.data.spec import SplitSpec
+
+log = logging.getLogger(__name__)
 
 FEWSHOT_DOCS = 8
 FEWSHOT_VERSION = 1
 
 
-def _twohop(split: str, n: int, namer, r) -> list[dict]:
+def _twohop(split: str, n: int, namer, r, spec: SplitSpec | None = None) -> list[dict]:
     from lorareuse_plugin.data import twohop
 
     chains = [twohop.Chain(namer.person(), namer.country(), namer.city()) for _ in range(n + 1)]
+    if spec is not None and spec.familiarity is not None and spec.familiarity.value in ("R", "H"):
+        chains = _spare_real_chains(spec, namer, n + 1, split) + chains
+    return _twohop_docs(split, n, chains[: n + 1], r)
+
+
+def _spare_real_chains(spec: SplitSpec, namer, want: int, split: str) -> list:
+    """Up to ``want`` chains over real facts the world's test and target chains never use: one
+    country each, none of the world's bridges; R: a real person born there (table order, the most
+    famous first), H: a fresh fictional person (H's people are fictional)."""
+    from lorareuse_plugin.data import twohop
+    from lorareuse_plugin.world.facts import real_facts
+
+    facts = real_facts()
+    test, target, _ = twohop.chains(spec.familiarity, spec.seed, spec.sizes, spec.known)
+    used_people = {c.person for c in test + target}
+    used_countries = {c.country for c in test + target}
+    out: list = []
+    if spec.familiarity.value == "R":
+        seen: set[str] = set()
+        for p in facts.people:
+            if p.name in used_people or p.birth_country in used_countries or p.birth_country in seen:
+                continue
+            seen.add(p.birth_country)
+            out.append(twohop.Chain(p.name, p.birth_country, facts.capital_of[p.birth_country]))
+    else:
+        spare = [c for c in facts.countries if c.name not in used_countries]
+        out = [twohop.Chain(namer.person(), c.name, c.capital) for c in spare[:want]]
+    if len(out) < want:
+        log.warning(
+            "twohop %s world (n_test=%d, n_target=%d) leaves %d real fact(s) outside its test and target: "
+            "few-shot examples of %s past the first %d are fictional; lower n_test for real ones",
+            spec.familiarity.value,
+            spec.sizes.n_test,
+            spec.sizes.n_target,
+            len(out),
+            split,
+            max(0, len(out) - 1),
+        )
+    return out[:want]
+
+
+def _twohop_docs(split: str, n: int, chains: list, r) -> list[dict]:
+    """``n`` documents in ``split``'s format over ``chains`` (``n + 1`` of them: the last one is
+    only the in-context distractor of the one before)."""
+    from lorareuse_plugin.data import twohop
+
     cities = [c.capital for c in chains]
     countries = [c.country for c in chains]
     out = []
@@ -121,10 +182,14 @@ def _math_ss(split: str, n: int, namer, r) -> list[dict]:
 _BUILDERS = {"twohop": _twohop, "math_ks": _math_ks, "math_ss": _math_ss}
 
 
-def fewshot_docs(family: str, split: str, n: int = FEWSHOT_DOCS) -> list[dict]:
-    """``n`` documents in ``split``'s format over background entities no test world contains."""
+def fewshot_docs(family: str, split: str, n: int = FEWSHOT_DOCS, spec: SplitSpec | None = None) -> list[dict]:
+    """``n`` documents in ``split``'s format: over background entities no test world contains, or,
+    for the real facts of a two-hop R/H world ``spec``, over real facts that world does not use."""
     from lorareuse_plugin.world.background import background_world, fresh_namer
     from lorareuse_plugin.world.seeding import rng
 
     namer = fresh_namer(background_world(), f"fewshot-{family}-{split}")
-    return _BUILDERS[family](split, n, namer, rng("fewshot", FEWSHOT_VERSION, family, split))
+    r = rng("fewshot", FEWSHOT_VERSION, family, split)
+    if family == "twohop":
+        return _twohop(split, n, namer, r, spec)
+    return _BUILDERS[family](split, n, namer, r)

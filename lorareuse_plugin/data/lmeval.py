@@ -13,7 +13,7 @@ from lorareuse_plugin.data.build import build_dataset, make_spec
 from lorareuse_plugin.errors import ConfigError
 
 PREFIX = "lorareuse_"
-KNOWN_KEYS = ("family", "familiarity", "split", "seed", "n_test", "n_target", "n_skill")
+KNOWN_KEYS = ("family", "familiarity", "split", "seed", "n_test", "n_target", "n_skill", "known")
 
 
 def dataset_args(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +44,7 @@ def load_docs(**kwargs: Any) -> dict[str, Any]:
         args.get("n_test"),
         args.get("n_target"),
         args.get("n_skill"),
+        args.get("known"),
     )
     _check_library_world(kwargs.get("library"), spec)
     ds = build_dataset(spec)
@@ -58,7 +59,7 @@ def load_docs(**kwargs: Any) -> dict[str, Any]:
     return {
         "test": datasets.Dataset.from_list(ds.splits[split]),
         # --num_fewshot draws from here, never from the test split (see data/fewshot.py)
-        "fewshot": datasets.Dataset.from_list(fewshot_docs(ds.family.name, split)),
+        "fewshot": datasets.Dataset.from_list(fewshot_docs(ds.family.name, split, spec=spec)),
     }
 
 
@@ -93,6 +94,14 @@ def _check_library_world(library: Any, spec) -> None:
         "n_skill": spec.sizes.n_skill,
     }
     diff = {k: (have[k], v) for k, v in want.items() if k in have and have[k] != v}
+    recorded = data.get("known") or {}
+    have = spec.known.report_sha256 if spec.known else None
+    if recorded.get("report_sha256") != have:
+        built = "from the facts its base knows" if recorded else "without known facts"
+        this = "from other known facts" if recorded and have else "from known facts" if have else "without them"
+        report = recorded.get("report") or "its familiarity report"
+        fix = f'add --metadata \'{{"{PREFIX}known": "{report}"}}\'' if recorded else f"leave out {PREFIX}known"
+        raise ConfigError(f"the library's {spec.slug} world was built {built}, this task's {this}: {fix}")
     if diff:
         fix = json.dumps({f"{PREFIX}{k}": v for k, (_, v) in diff.items()})
         trained = ", ".join(f"{k}={v[1]}" for k, v in diff.items())

@@ -1,4 +1,5 @@
-"""What identifies a generated dataset: family, familiarity, seed and sizes — nothing else."""
+"""What identifies a generated dataset: family, familiarity, seed and sizes — and, for a world built
+on a real base, the facts that base knows (``world.known``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 
 from lorareuse_plugin.errors import ConfigError
 from lorareuse_plugin.world.familiarity import Familiarity
+from lorareuse_plugin.world.known import KnownFacts
 
 
 @dataclass(frozen=True)
@@ -33,15 +35,20 @@ class SplitSpec:
     familiarity: Familiarity | None
     seed: int
     sizes: Sizes
+    known: KnownFacts | None = None  # R/H facts drawn only from what a base knows
 
     def to_json(self) -> dict:
-        """family, familiarity, seed, sizes: what exports and library manifests record."""
-        return {
+        """family, familiarity, seed, sizes (and the known facts, when used): what exports and library
+        manifests record. Without known facts the record is what it always was."""
+        out = {
             "family": self.family,
             "familiarity": self.familiarity.value if self.familiarity else None,
             "seed": self.seed,
             "sizes": dataclasses.asdict(self.sizes),
         }
+        if self.known is not None:
+            out["known"] = self.known.to_json()
+        return out
 
     @property
     def slug(self) -> str:

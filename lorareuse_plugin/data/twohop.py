@@ -17,6 +17,7 @@ from lorareuse_plugin.data.spec import Sizes
 from lorareuse_plugin.errors import ConfigError
 from lorareuse_plugin.world.facts import real_facts
 from lorareuse_plugin.world.familiarity import Familiarity
+from lorareuse_plugin.world.known import KnownFacts
 from lorareuse_plugin.world.names import FictionalNamer
 from lorareuse_plugin.world.seeding import rng
 
@@ -68,8 +69,12 @@ def _assign(people: list[str], bridges: list[tuple[str, str]]) -> list[Chain]:
     return [Chain(p, *bridges[i % len(bridges)]) for i, p in enumerate(people)]
 
 
-def chains(familiarity: Familiarity, seed: int, sizes: Sizes) -> tuple[list[Chain], list[Chain], list[str]]:
-    """Test chains, target chains (disjoint people) and the pool of same-type answers for MC."""
+def chains(
+    familiarity: Familiarity, seed: int, sizes: Sizes, known: KnownFacts | None = None
+) -> tuple[list[Chain], list[Chain], list[str]]:
+    """Test chains, target chains (disjoint people) and the pool of same-type answers for MC.
+    ``known``: R draws only people whose birth country *and* its capital the base knows, H only
+    countries whose capital it knows (with every fact known, the world is the one without)."""
     facts = real_facts()
     namer = FictionalNamer(rng("twohop", familiarity, seed, "names"))
     # One bridge (country, capital) per test person where the world allows, so a guess of the
@@ -78,28 +83,46 @@ def chains(familiarity: Familiarity, seed: int, sizes: Sizes) -> tuple[list[Chai
     n_bridges_target = max(2, math.ceil(sizes.n_target / 3))
     n_bridges_test = sizes.n_test
     if familiarity is Familiarity.R:
-        available = len(facts.people)
+        people = [
+            p
+            for p in facts.people
+            if known is None or (known.knows("birth_country", p.name) and known.knows("capital", p.birth_country))
+        ]
+        available = len(people)
         if sizes.n_test + sizes.n_target > available:
+            whose = (
+                f"real people whose birth country and its capital {known.base_name} knows "
+                f"({known.report or 'recorded'})"
+                if known is not None
+                else "real people"
+            )
             raise ConfigError(
-                f"twohop R has {available} real people: n_test + n_target = {sizes.n_test + sizes.n_target} "
+                f"twohop R has {available} {whose}: n_test + n_target = {sizes.n_test + sizes.n_target} "
                 f"is too many; lower them so they sum to at most {available}"
             )
-        people = list(facts.people)
         rng("twohop", familiarity, seed, "people").shuffle(people)
         to_chain = [Chain(p.name, p.birth_country, facts.capital_of[p.birth_country]) for p in people]
         test, target = to_chain[: sizes.n_test], to_chain[sizes.n_test : sizes.n_test + sizes.n_target]
         pool = [c.capital for c in facts.countries]
         return test, target, pool
     if familiarity is Familiarity.H:
-        available = len(facts.countries)
+        known_countries = [c for c in facts.countries if known is None or known.knows("capital", c.name)]
+        available = len(known_countries)
         n_bridges_test = min(sizes.n_test, available - n_bridges_target)
+        if known is not None and available < MIN_H_BRIDGES + 2:
+            raise ConfigError(
+                f"twohop H needs at least {MIN_H_BRIDGES + 2} real countries whose capital the base knows; "
+                f"{known.base_name} knows {available} ({known.report or 'recorded'}): use another base, or "
+                "measure familiarity with --chat if the experts are asked in the chat template"
+            )
         if n_bridges_test < min(sizes.n_test, MIN_H_BRIDGES):
             most = available - MIN_H_BRIDGES
+            whose = f" whose capital {known.base_name} knows" if known is not None else ""
             raise ConfigError(
-                f"twohop H draws its bridges from {available} real countries: n_target={sizes.n_target} "
+                f"twohop H draws its bridges from {available} real countries{whose}: n_target={sizes.n_target} "
                 f"leaves too few for the test; lower n_target (at most {3 * max(1, most)})"
             )
-        countries = list(facts.countries)
+        countries = known_countries
         rng("twohop", familiarity, seed, "countries").shuffle(countries)
         bridges = [(c.name, c.capital) for c in countries]
         test_bridges, target_bridges = bridges[:n_bridges_test], bridges[n_bridges_test:][:n_bridges_target]
@@ -113,8 +136,16 @@ def chains(familiarity: Familiarity, seed: int, sizes: Sizes) -> tuple[list[Chai
     return test, target, pool
 
 
-def build(familiarity: Familiarity, seed: int, sizes: Sizes) -> FamilyData:
-    test_chains, target_chains, capital_pool = chains(familiarity, seed, sizes)
+def known_world_capacity(known: KnownFacts) -> tuple[int, int]:
+    """How large an R world (people with both hops known) and an H world (countries with a known
+    capital) these known facts allow."""
+    facts = real_facts()
+    people = sum(known.knows("birth_country", p.name) and known.knows("capital", p.birth_country) for p in facts.people)
+    return people, sum(known.knows("capital", c.name) for c in facts.countries)
+
+
+def build(familiarity: Familiarity, seed: int, sizes: Sizes, known: KnownFacts | None = None) -> FamilyData:
+    test_chains, target_chains, capital_pool = chains(familiarity, seed, sizes, known)
     country_pool = sorted(
         {c.country for c in test_chains + target_chains}
         | ({c.name for c in real_facts().countries} if familiarity is not Familiarity.F else set())

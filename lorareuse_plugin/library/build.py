@@ -62,6 +62,20 @@ def expert_key(base: BaseRef, data_hash: str, expert: ExpertRecipe, seed: int) -
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
+def _check_known_base(recipe: Recipe, ref) -> None:
+    """A world of known facts is about one base: training another base on it would test facts that
+    base may not know."""
+    known = recipe.data.known
+    if known is None:
+        return
+    measured = json.loads(known.base) or {}
+    if measured.get("weights_hash") not in (None, ref.weights_hash):
+        raise ConfigError(
+            f"the recipe's known facts were measured on {known.base_name}, not on this base ({ref.name_or_path}): "
+            f"run `lorareuse familiarity --base {ref.name_or_path}` and point data: known at its report"
+        )
+
+
 def check_targets(model, recipe: Recipe, arch: str) -> None:
     """Every expert must hit at least one linear layer of the base, or LoRA would train nothing."""
     from lorareuse_plugin.library.targets import ALL_LINEAR, linear_suffixes, resolve_targets
@@ -137,6 +151,7 @@ def build_library(
 
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda but no CUDA GPU is visible: use --device cpu")
+    _check_known_base(recipe, ref)
     ds = build_dataset(recipe.data)
     tok = AutoTokenizer.from_pretrained(ref.name_or_path)
     if tok.pad_token is None:

@@ -133,12 +133,17 @@ def parse_recipe(raw: object, *, where: str = "recipe", path: str | None = None)
     data = raw.get("data")
     if not isinstance(data, dict) or "family" not in data:
         raise ConfigError(f"{where}: 'data' must give at least family (and familiarity, seed, sizes)")
-    extra = set(map(str, data)) - {"family", "familiarity", "seed", "n_test", "n_target", "n_skill"}
+    extra = set(map(str, data)) - {"family", "familiarity", "seed", "n_test", "n_target", "n_skill", "known"}
     if extra:
         raise ConfigError(
             f"{where}: unknown data key(s) {', '.join(sorted(extra))}; "
-            "allowed: family, familiarity, seed, n_test, n_target, n_skill"
+            "allowed: family, familiarity, seed, n_test, n_target, n_skill, known"
         )
+    known = data.get("known")
+    if known is not None and not isinstance(known, str):
+        raise ConfigError(f"{where}: data: known={known!r} must be the path of a familiarity report (a string)")
+    if known and path is not None and not Path(known).expanduser().is_absolute():
+        known = str(Path(path).parent / known)  # relative to the recipe, like a user expects
     try:
         family = get_family(data["family"])
         spec = make_spec(
@@ -148,6 +153,7 @@ def parse_recipe(raw: object, *, where: str = "recipe", path: str | None = None)
             data.get("n_test"),
             data.get("n_target"),
             data.get("n_skill"),
+            known,
         )
         build_dataset(spec)  # sizes the world's tables cannot supply fail here, before any base is built
     except ConfigError as e:

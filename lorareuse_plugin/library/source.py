@@ -118,7 +118,9 @@ class Library:
         from lorareuse_plugin.data.build import build_dataset, make_spec
 
         data = self.manifest["data"]  # type: ignore[index]
-        return build_dataset(make_spec(data["family"], data["familiarity"], data["seed"], **data["sizes"]))
+        return build_dataset(
+            make_spec(data["family"], data["familiarity"], data["seed"], **data["sizes"], known=data.get("known"))
+        )
 
 
 def check_name(name: str, where: str) -> str:

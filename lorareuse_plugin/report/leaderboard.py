@@ -43,7 +43,10 @@ def library_tasks(manifest: dict) -> list[str]:
 def task_metadata(manifest: dict) -> dict:
     """Evaluate on the very world the library was trained for."""
     data = manifest["data"]
-    return {"lorareuse_seed": data["seed"], **{f"lorareuse_{k}": v for k, v in data["sizes"].items()}}
+    out = {"lorareuse_seed": data["seed"], **{f"lorareuse_{k}": v for k, v in data["sizes"].items()}}
+    if data.get("known"):  # the recorded known facts themselves: no report file needed
+        out["lorareuse_known"] = data["known"]
+    return out
 
 
 def library_label(manifest: dict) -> str:

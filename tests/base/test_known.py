@@ -43,6 +43,13 @@ def test_the_embedded_base_knows_its_whole_table(tmp_path: Path) -> None:
     assert written["summary"] == report["summary"]
     for relation, s in report["summary"].items():
         assert s["known"] == s["n"], (relation, [f for f in report["facts"] if not f["known"]][:3])
+    # so worlds built from what it knows are the worlds we ship (R and H, byte for byte)
+    from lorareuse_plugin.data.build import build_dataset, make_spec
+
+    for familiarity in ("R", "H"):
+        known = make_spec("twohop", familiarity, 0, known=str(tmp_path / REPORT))
+        assert known.known is not None and known.known.count("capital") == 169
+        assert build_dataset(known).hashes == build_dataset(make_spec("twohop", familiarity, 0)).hashes
 
 
 def test_a_bad_limit_is_one_line_and_writes_nothing(tmp_path: Path) -> None:

@@ -216,3 +216,52 @@ def test_shipped_recipes_parse():
         recipe, full = load_recipe(p), load_recipe(root / p.name.removeprefix("smollm2_"))
         assert recipe.name == p.stem and recipe.base == "smollm2"
         assert recipe.data.family == full.data.family and recipe.data.familiarity == full.data.familiarity
+
+
+def _known_report(path: Path, weights_hash: str) -> Path:
+    """A familiarity report (the format `lorareuse familiarity` writes) knowing the first 40 countries'
+    capitals and the birth country of everyone born there."""
+    from lorareuse_plugin.world import real_facts
+
+    facts = real_facts()
+    known = {c.name for c in facts.countries[:40]}
+    rows = [{"relation": "capital", "subject": c.name, "known": c.name in known} for c in facts.countries]
+    rows += [{"relation": "birth_country", "subject": p.name, "known": p.birth_country in known} for p in facts.people]
+    path.write_text(json.dumps({"base": {"name_or_path": "/m/other", "weights_hash": weights_hash}, "facts": rows}))
+    return path
+
+
+def test_a_library_of_known_facts_records_them_and_its_tasks_must_match(tmp_path, test_base):
+    """The recipe's data: known (relative to the recipe) shapes the world; the manifest holds the facts;
+    lm-eval tasks for the library must be asked with the same known facts, and a report of another base
+    is refused before anything is written."""
+    from lorareuse_plugin.base.resolve import resolve_base
+    from lorareuse_plugin.data.lmeval import load_docs
+    from lorareuse_plugin.errors import ConfigError
+    from lorareuse_plugin.library.recipe import load_recipe
+    from lorareuse_plugin.report.leaderboard import task_metadata
+
+    _known_report(tmp_path / "fam.json", resolve_base("test", progress=False).weights_hash)
+    recipe = {
+        **RECIPE,
+        "name": "tiny_known_r",
+        "data": {"family": "twohop", "familiarity": "R", "n_test": 4, "n_target": 3, "known": "fam.json"},
+        "experts": {"hop1": {"epochs": 1}},
+    }
+    parsed = load_recipe(_write(tmp_path, recipe))
+    assert parsed.data.known is not None and parsed.data.known.report == str((tmp_path / "fam.json").resolve())
+    out = tmp_path / "lib"
+    manifest = build_library(parsed, out, progress=False, log=lambda m: None)
+    recorded = manifest["data"]["known"]
+    assert recorded["report_sha256"] == parsed.data.known.report_sha256 and len(recorded["facts"]) > 40
+    meta = {"lorareuse_family": "twohop", "lorareuse_familiarity": "R", "lorareuse_split": "probe_hop1"}
+    docs = load_docs(**meta, **task_metadata(manifest), library=str(out))  # what the leaderboard sends
+    assert len(docs["test"]) == 4
+    sizes = {k: v for k, v in task_metadata(manifest).items() if k != "lorareuse_known"}
+    with pytest.raises(ConfigError, match="built from the facts its base knows, this task's without them"):
+        load_docs(**meta, **sizes, library=str(out))
+    _known_report(tmp_path / "other.json", "not-this-base")
+    bad = _write(tmp_path, {**recipe, "data": {**recipe["data"], "known": "other.json"}})
+    proc = run_cli("library", "build", str(bad), "--base", str(test_base), "--out", str(tmp_path / "lib2"))
+    assert proc.returncode == 2 and "were measured on other, not on this base" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "lib2").exists()
