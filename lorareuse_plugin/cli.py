@@ -220,15 +220,13 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_methods(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from lorareuse_plugin.reuse.params import help_of
+    from lorareuse_plugin.reuse.params import described
     from lorareuse_plugin.reuse.registry import METHODS
 
     for m in METHODS.values():
-        print(f"{m.name:12} {m.kind:9} {'+'.join(m.backends):8} {m.summary}")
-        for f in dataclasses.fields(m.params_cls):
-            print(f"{'':14}{f.name}={f.default!r}: {help_of(m.params_cls)[f.name]}")
+        print(f"{m.name:16} {m.kind:9} {'+'.join(m.backends):8} {m.summary}")
+        for name, default, text in described(m.params_cls):
+            print(f"{'':18}{name}={default!r}: {text}")
     return 0
 
 

@@ -356,6 +356,24 @@ CLI_CASES = [
         "[0, 1)",
         (*MERGE, "--method", "dare", "--param", "drop=-0.1"),
     ),
+    Case(
+        "merge-task-arithmetic-lambda-nan",
+        "lambda=nan is not a finite number",
+        "use e.g. lambda=1.0",
+        (*MERGE, "--method", "task_arithmetic", "--param", "lambda=nan"),
+    ),
+    Case(
+        "merge-task-arithmetic-lambda-word",
+        "lambda='big' is not a valid float",
+        "task_arithmetic",
+        (*MERGE, "--method", "task_arithmetic", "--param", "lambda=big"),
+    ),
+    Case(
+        "merge-task-arithmetic-weights",
+        "scales every expert by the same lambda",
+        "drop weights=",
+        (*MERGE, "--method", "task_arithmetic", "--weights", "0.7+0.3"),
+    ),
     Case("merge-weights-count", "1 weights for 2 experts", "one weight per expert", (*MERGE, "--weights", "0.5")),
     Case("merge-weights-negative", "include a negative weight", "weights >= 0", (*MERGE, "--weights=-1+2")),
     Case("merge-weights-sum-0", "sum to 0", "positive weight", (*MERGE, "--weights", "0+0")),
@@ -730,7 +748,7 @@ CLI_CASES = [
     ),
     Case(
         "export-known-too-few-for-r",
-        "twohop R has 1 real people whose birth country and its capital",
+        "twohop R has 1 real person whose birth country and its capital",
         "lower them so they sum to at most 1",
         (*EXPORT, "--familiarity", "R", "--known", "{recipe}"),
         recipe=_recipe_text(

@@ -108,7 +108,18 @@ def test_merge_cli_writes_a_peft_adapter(tiny_library, tmp_path):
 def test_methods_cli_lists_every_method():
     proc = run_cli("methods")
     assert proc.returncode == 0
-    for name in ("delta_mean", "factor_mean", "svd", "ties", "dare", "arrow", "seq_arrow", "oracle", "single"):
+    for name in (
+        "delta_mean",
+        "factor_mean",
+        "svd",
+        "ties",
+        "dare",
+        "task_arithmetic",
+        "arrow",
+        "seq_arrow",
+        "oracle",
+        "single",
+    ):
         assert name in proc.stdout
 
 
@@ -162,3 +173,24 @@ def test_lorareuse_eval_runs_lorareuse_hf_and_reports_bad_args_in_one_line(tiny_
     )
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("lorareuse-eval: error: unknown method 'avrage'")
+
+
+def test_task_arithmetic_at_lambda_half_writes_the_delta_mean_adapter(tiny_library, tmp_path):
+    """Through the CLI, as real PEFT adapter files: lambda=1/2 over two experts is the delta mean,
+    the default lambda=1 twice it (the sum)."""
+    import torch
+
+    from lorareuse_plugin.reuse.lora_io import read_adapter
+
+    def merged(name: str, *extra: str):
+        out = tmp_path / name
+        proc = run_cli("merge", "--library", str(tiny_library), "--experts", "hop1,hop2", *extra, "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+        return read_adapter(out)
+
+    half = merged("half", "--method", "task_arithmetic", "--param", "lambda=0.5")
+    mean = merged("mean", "--method", "delta_mean")
+    total = merged("sum", "--method", "task_arithmetic")
+    for m in mean.modules:
+        assert torch.allclose(half.delta(m), mean.delta(m), atol=1e-6)
+        assert torch.allclose(total.delta(m), 2 * mean.delta(m), atol=1e-6)

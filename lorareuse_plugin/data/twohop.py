@@ -90,11 +90,12 @@ def chains(
         ]
         available = len(people)
         if sizes.n_test + sizes.n_target > available:
+            people_word = "person" if available == 1 else "people"
             whose = (
-                f"real people whose birth country and its capital {known.base_name} knows "
+                f"real {people_word} whose birth country and its capital {known.base_name} knows "
                 f"({known.report or 'recorded'})"
                 if known is not None
-                else "real people"
+                else f"real {people_word}"
             )
             raise ConfigError(
                 f"twohop R has {available} {whose}: n_test + n_target = {sizes.n_test + sizes.n_target} "

@@ -1,8 +1,8 @@
 """``lorareuse-hf``: lm-eval's HF model with a reuse spec applied.
 
 - averaged methods and ``single:<expert>`` are merged into the weights (no adapter overhead);
-- ``oracle`` / ``seq_arrow`` route per request: requests are bucketed by adapter and each bucket
-  is served by ``set_adapter`` + lm-eval's own code path (one switch per bucket);
+- ``oracle`` / ``seq_arrow`` / ``random_route`` route per request (``reuse.router``): requests are
+  bucketed by adapter and each bucket is served by ``set_adapter`` + lm-eval's own code path (one switch per bucket);
 - ``arrow`` routes per token inside PEFT's Arrow layers.
 Every request's expert is recorded (``route_log``) and ``get_model_info()`` carries the full spec,
 the library manifest hash and a per-task summary of who served what.
@@ -202,11 +202,11 @@ class LorareuseHFLM(RoutedMixin, HFLM):
                 )
         else:
             self._model = self._load_experts(spec, before, prompts, check)
-            self._router = name
-            if name == "seq_arrow":
+
+            def scorer():
                 from lorareuse_plugin.reuse.seq_arrow import SeqArrowScorer
 
-                self._scorer = SeqArrowScorer(
+                return SeqArrowScorer(
                     spec,
                     self._model,
                     self.tokenizer,
@@ -215,6 +215,8 @@ class LorareuseHFLM(RoutedMixin, HFLM):
                     batch_size=self.batch_size if isinstance(self.batch_size, int) else 16,  # "auto" -> 16
                     max_length=self.max_length,  # lm-eval truncates contexts to this: score the same tokens
                 )
+
+            self._router = spec.method.load().request_router(spec, scorer)
         self._model.eval()
 
     def _load_experts(self, spec, before, prompts, check):

@@ -10,14 +10,14 @@ from typing import Any
 
 class RoutedMixin:
     """Backends set ``BACKEND``, ``reuse_spec``, ``route_log = {}``, ``_extra_info`` and ``_router``
-    (None when one adapter serves everything, labelled ``_served``; else ``oracle`` or
-    ``seq_arrow``, which also sets ``_scorer``) and implement ``_serving(adapter)`` and
+    (None when one adapter serves everything, labelled ``_served``; else the routing method's
+    ``request_router``, see ``reuse.router``) and implement ``_serving(adapter)`` and
     ``_load_mixture(name, path)``. Listed before the lm-eval class, so the three
     request methods below wrap lm-eval's own."""
 
     BACKEND: str
     route_log: dict[tuple[str, int], str]
-    _router: str | None
+    _router: Any
     _served: str
     _extra_info: dict[str, Any]
 
@@ -42,37 +42,24 @@ class RoutedMixin:
     def _serving(self, adapter: str | None) -> contextlib.AbstractContextManager:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _oracle_routes(self, requests) -> list[tuple[str | None, str]]:
-        from lorareuse_plugin.reuse.oracle import expert_for_task
-
-        spec = self.reuse_spec  # type: ignore[attr-defined]
-        out = []
-        for r in requests:
-            e = expert_for_task(r.task_name or "", spec.experts, spec.params, catalog=spec.library.has_world)
-            out.append((e, e or "base"))
-        return out
-
     def _routes(self, requests) -> list[tuple[str | None, str]]:
-        """(adapter or None for the base, label for the route log) per request."""
-        if self._router == "oracle":
-            return self._oracle_routes(requests)
-        from lorareuse_plugin.reuse.seq_arrow import mix
+        """(adapter or None for the base, label for the route log) per request, as the router says."""
+        from lorareuse_plugin.reuse.router import RouteItem
 
-        params = self.reuse_spec.params  # type: ignore[attr-defined]
-        out: list[tuple[str | None, str]] = []
         # one decision per document: a multiple-choice document whose contexts differ per choice is
         # routed by its first request's context, so all its log-likelihoods come from one model
         first: dict[tuple, str] = {}
         for r in requests:
             first.setdefault((r.task_name, r.doc_id), r.args[0])
-        contexts = [first[(r.task_name, r.doc_id)] for r in requests]
-        for scores in self._scorer.scores(contexts):  # type: ignore[attr-defined]
-            experts, weights = mix(scores, params.top_k, params.temperature)
-            if len(experts) == 1:
-                out.append((experts[0], experts[0]))
+        items = [RouteItem(r.task_name or "", r.doc_id, first[(r.task_name, r.doc_id)]) for r in requests]
+        out: list[tuple[str | None, str]] = []
+        for route in self._router.routes(items):  # type: ignore[union-attr]
+            if not route.experts:
+                out.append((None, route.label))
+            elif len(route.experts) == 1:
+                out.append((route.experts[0], route.label))
             else:
-                label = "+".join(f"{e}*{w:g}" for e, w in zip(experts, weights, strict=True))
-                out.append((self._mixture(experts, weights), label))
+                out.append((self._mixture(route.experts, route.weights), route.label))
         return out
 
     def _log_routes(self, requests) -> list[str | None]:

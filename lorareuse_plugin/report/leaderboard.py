@@ -490,6 +490,9 @@ def write_summary(
     gap_rows = gaps(cells)
     paired = cmp.comparisons(rows, cells, resamples=resamples)
     claims = check_claims(rows, cells, threshold=claims_threshold, resamples=resamples)
+    from lorareuse_plugin.report import routing
+
+    routers = routing.router_accuracy(rows)
     summary = {
         "backend": backend,
         "seeds": seeds,
@@ -500,9 +503,12 @@ def write_summary(
         "composition_gap": gap_rows,
         "paired": paired,
         "claims": claims,
+        "router_accuracy": routers,
     }
     write_bytes_atomic(out / "leaderboard.csv", to_csv(cells, gap_rows).encode())
     markdown = to_markdown(cells, gap_rows) + "\n" + cmp.to_markdown(paired)
+    if routers:
+        markdown += "\n" + routing.to_markdown(routers)
     write_bytes_atomic(out / "leaderboard.md", markdown.encode())
     claims_md = claims_markdown(claims, claims_threshold)
     write_bytes_atomic(out / "claims.md", claims_md.encode())

@@ -74,3 +74,23 @@ def expert_for_task(task_name: str, experts: tuple[str, ...], params: Params, ca
         )
     own = spec.split.removeprefix("probe_") if spec.split.startswith("probe_") else "target"
     return own if own in experts else None
+
+
+class OracleRouter:
+    """Each task to the expert trained for it (``expert_for_task``); the base where none is chosen."""
+
+    def __init__(self, spec) -> None:
+        self.experts, self.params, self.catalog = spec.experts, spec.params, spec.library.has_world
+
+    def routes(self, items):
+        from lorareuse_plugin.reuse.router import Route
+
+        out = []
+        for item in items:
+            e = expert_for_task(item.task or "", self.experts, self.params, catalog=self.catalog)
+            out.append(Route((e,), (1.0,)) if e else Route())
+        return out
+
+
+def request_router(spec, scorer=None) -> OracleRouter:
+    return OracleRouter(spec)

@@ -14,8 +14,14 @@ class NoParams:
     """For methods without parameters."""
 
 
+def described(cls: type) -> list[tuple[str, Any, str]]:
+    """(name as the user writes it, default, help) per parameter."""
+    shown = {v: k for k, v in getattr(cls, "ALIASES", {}).items()}
+    return [(shown.get(f.name, f.name), f.default, f.metadata.get("help", "")) for f in dataclasses.fields(cls)]
+
+
 def help_of(cls: type) -> dict[str, str]:
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+    return {name: text for name, _, text in described(cls)}
 
 
 def _convert(method: str, name: str, kind: Any, value: Any) -> Any:
@@ -44,13 +50,16 @@ def _convert(method: str, name: str, kind: Any, value: Any) -> Any:
 
 def parse_params(method: str, cls: type, raw: dict[str, Any]) -> Any:
     """Build ``cls`` from ``raw`` (strings allowed); unknown keys are refused by name."""
+    aliases = getattr(cls, "ALIASES", {})  # user-facing names that are not identifiers (lambda)
+    shown = {v: k for k, v in aliases.items()}
+    raw = {aliases.get(k, k): v for k, v in raw.items()}
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        allowed = ", ".join(fields) or "none"
+        allowed = ", ".join(shown.get(f, f) for f in fields) or "none"
         raise ConfigError(f"{method}: unknown parameter(s) {', '.join(unknown)}; allowed: {allowed}")
     hints = typing.get_type_hints(cls)
-    values = {k: _convert(method, k, hints[k], v) for k, v in raw.items()}
+    values = {k: _convert(method, shown.get(k, k), hints[k], v) for k, v in raw.items()}
     params = cls(**values)
     check = getattr(params, "validate", None)
     if check:

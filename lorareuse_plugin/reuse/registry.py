@@ -67,8 +67,10 @@ METHODS: dict[str, MethodInfo] = {
         MethodInfo("svd", "average", _P + "svd", "best rank-r approximation of the delta mean"),
         MethodInfo("ties", "average", _P + "ties", "TIES in delta space, then rank-r SVD"),
         MethodInfo("dare", "average", _P + "dare", "DARE in delta space (seeded), then rank-r SVD"),
+        MethodInfo("task_arithmetic", "average", _P + "task_arithmetic", "Σ λ·ΔW_i, exact (lambda=1: the sum)"),
         MethodInfo("arrow", "route", _P + "arrow", "per-token, per-layer top-k Arrow routing", ("hf",)),
         MethodInfo("seq_arrow", "route", _P + "seq_arrow", "one expert (or top-k mix) per request"),
+        MethodInfo("random_route", "route", _P + "random_route", "a seeded uniform random expert per request"),
         MethodInfo("oracle", "route", _P + "oracle", "route by task name to the expert trained for it"),
     )
 }

@@ -44,6 +44,28 @@ def mix(scores: dict[str, float], top_k: int, temperature: float) -> tuple[tuple
     return tuple(e for e, _ in kept), tuple(w for _, w in kept)
 
 
+class SeqArrowRouter:
+    """The top-k experts by prototype score of each document's context (one expert, or a mix)."""
+
+    def __init__(self, scorer, top_k: int, temperature: float) -> None:
+        self.scorer, self.top_k, self.temperature = scorer, top_k, temperature
+
+    def routes(self, items):
+        from lorareuse_plugin.reuse.router import Route
+
+        return [
+            Route(*mix(scores, self.top_k, self.temperature))
+            for scores in self.scorer.scores([item.context for item in items])
+        ]
+
+    def close(self) -> None:
+        self.scorer = None  # frees the base copy the scorer holds (vLLM backend)
+
+
+def request_router(spec, scorer) -> SeqArrowRouter:
+    return SeqArrowRouter(scorer(), spec.params.top_k, spec.params.temperature)
+
+
 def mixture_rank(ranks: list[int], top_k: int) -> int:
     """The rank of the largest top-k mix (delta means concatenate factors): what a server must hold."""
     return sum(sorted(ranks, reverse=True)[:top_k])

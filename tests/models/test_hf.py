@@ -81,10 +81,15 @@ def test_single_expert_equals_stock_lm_eval_hf_with_peft(task_manager, tiny_libr
 
 
 @pytest.mark.parametrize(
-    "method,extra", [("oracle", {"routes": "lorareuse_hop1_f:hop1|lorareuse_twohop_f_mc:hop1"}), ("seq_arrow", {})]
+    "method,extra",
+    [
+        ("oracle", {"routes": "lorareuse_hop1_f:hop1|lorareuse_twohop_f_mc:hop1"}),
+        ("seq_arrow", {}),
+        ("random_route", {"seed": "5"}),
+    ],
 )
 def test_routed_equals_single_when_the_router_is_forced(task_manager, tiny_library, method, extra):
-    experts = "hop1+hop2" if method == "oracle" else "hop1"
+    experts = "hop1+hop2" if method == "oracle" else "hop1"  # one expert: the router has no choice
     routed = _run(
         task_manager, "lorareuse-hf", {"library": str(tiny_library), "method": method, "experts": experts, **extra}
     )
@@ -98,6 +103,29 @@ def test_routed_equals_single_when_the_router_is_forced(task_manager, tiny_libra
     assert set(sources) == set(experts.split("+"))
     for e, src in sources.items():
         assert src["path"].endswith(f"experts/{e}") and src["weights_sha256"] == manifest["experts"][e]["weights_hash"]
+
+
+def test_random_route_serves_each_document_the_expert_its_seed_picks(task_manager, tiny_library):
+    """The route log is the pure function of (seed, task, document) — reproducible, batching-free —
+    and each document's answer is that expert's own answer."""
+    from lorareuse_plugin.reuse.random_route import pick
+
+    experts = ("hop1", "hop2")
+    args = {"library": str(tiny_library), "method": "random_route", "experts": "+".join(experts), "seed": "1"}
+    routed = _run(task_manager, "lorareuse-hf", args)
+    alone = {
+        e: _run(task_manager, "lorareuse-hf", {"library": str(tiny_library), "method": f"single:{e}"}) for e in experts
+    }
+    seen = set()
+    for task in TASKS:
+        for sample in routed["samples"][task]:
+            chosen = experts[pick(1, task, sample["doc_id"], 2)]
+            seen.add(chosen)
+            same = next(s for s in alone[chosen]["samples"][task] if s["doc_id"] == sample["doc_id"])
+            _close([sample["resps"]], [same["resps"]])
+    assert seen == set(experts)
+    counts = routed["config"]["lorareuse"]["served_by"]
+    assert sum(sum(c.values()) for c in counts.values()) == sum(_docs(routed, t) for t in TASKS)
 
 
 def test_oracle_routes_each_task_to_its_own_expert(task_manager, tiny_library):

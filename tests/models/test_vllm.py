@@ -62,6 +62,7 @@ def _run(task_manager, model, args, **evaluate):
         ("oracle", "hop1+hop2+target", {}),
         ("seq_arrow", "hop1+hop2+target", {}),
         ("seq_arrow", "hop1+hop2+target", {"top_k": "2"}),
+        ("random_route", "hop1+hop2+target", {"seed": "3"}),
     ],
 )
 def test_vllm_matches_hf_on_the_same_spec(task_manager, tiny_library, method, experts, extra):
@@ -79,6 +80,8 @@ def test_vllm_matches_hf_on_the_same_spec(task_manager, tiny_library, method, ex
         served = vl["config"]["lorareuse"]["served_by"]
         assert set(served["lorareuse_hop1_f"]) == {"hop1"} and set(served["lorareuse_hop2_f"]) == {"hop2"}
         assert set(served["lorareuse_twohop_f_mc"]) == {"target"}
+    if method == "random_route":  # every expert served some documents, the same ones on both backends
+        assert {label for t in served.values() for label in t} == {"hop1", "hop2", "target"}
 
 
 def test_vllm_matches_hf_with_the_chat_template(task_manager, tiny_library):

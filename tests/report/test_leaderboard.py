@@ -44,6 +44,17 @@ def test_leaderboard_runs_end_to_end_and_writes_all_four_files(tiny_library, tmp
     assert results["config"]["lorareuse"]["spec"]["method"] == "seq_arrow"
     sample = json.loads((run / "samples_lorareuse_hop1_f.jsonl").read_text().splitlines()[0])
     assert sample["lorareuse_expert"] in ("hop1", "hop2")
+    # router accuracy: seq_arrow's route per document against the oracle's (hop1_f -> hop1; the composed
+    # tasks -> target, only where target was a choice), read back from those samples
+    routed = {(a["entry"], a["task"]): a for a in summary["router_accuracy"]}
+    hop1 = routed[("seq_arrow[hop1+hop2]", "lorareuse_hop1_f")]
+    logged = [
+        json.loads(x)["lorareuse_expert"] for x in (run / "samples_lorareuse_hop1_f.jsonl").read_text().splitlines()
+    ]
+    assert hop1["oracle_route"] == "hop1" and hop1["n"] == 2 and hop1["accuracy"] == logged[::2].count("hop1") / 2
+    assert ("seq_arrow[hop1+hop2]", "lorareuse_twohop_f") not in routed  # no right expert among hop1+hop2
+    assert routed[("seq_arrow[hop1+hop2+target]", "lorareuse_twohop_f")]["oracle_route"] == "target"
+    assert "Router accuracy (route chosen = oracle route)" in md
     # a second run reuses every finished lm-eval run
     again: list[str] = []
     run_leaderboard(

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lorareuse_plugin.errors import ConfigError
-from lorareuse_plugin.reuse import dare, delta_mean, factor_mean, svd, ties
+from lorareuse_plugin.reuse import dare, delta_mean, factor_mean, svd, task_arithmetic, ties
 from lorareuse_plugin.reuse.lora_io import LoraFactors
 
 
@@ -138,3 +138,22 @@ def test_merge_params_are_validated():
     with pytest.raises(ConfigError, match="is not a valid int"):
         parse_params("svd", svd.Params, {"rank": "eight"})
     assert parse_params("svd", svd.Params, {"rank": "8"}).rank == 8
+
+
+def test_task_arithmetic_is_the_scaled_sum_and_at_lambda_half_of_two_the_delta_mean():
+    from lorareuse_plugin.reuse.params import parse_params
+
+    ads = [_adapter(1), _adapter(2, rank=2)]
+    half = task_arithmetic.merge(
+        ads, [0.5, 0.5], parse_params("task_arithmetic", task_arithmetic.Params, {"lambda": "0.5"})
+    )
+    mean = delta_mean.merge(ads, [0.5, 0.5], delta_mean.Params())
+    total = task_arithmetic.merge(ads, [0.5, 0.5], task_arithmetic.Params())  # default lambda=1: the sum
+    for m in ads[0].modules:
+        assert _rel(_dense(half.factors, m), _dense(mean.factors, m)) < 1e-6
+        assert _rel(_dense(total.factors, m), ads[0].delta(m) + ads[1].delta(m)) < 1e-6
+    assert total.stats == {"rank": 6, "exact": True, "lambda": 1.0}
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) lam; allowed: lambda"):
+        parse_params("task_arithmetic", task_arithmetic.Params, {"lam": "1"})
+    with pytest.raises(ConfigError, match="lambda=0 zeroes every update"):
+        parse_params("task_arithmetic", task_arithmetic.Params, {"lambda": "0"})
