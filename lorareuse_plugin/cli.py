@@ -207,10 +207,12 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     spec = parse_spec(
         args.library, args.method, args.experts, args.weights, adapters=args.adapters, **_reuse_kwargs(args.param)
     )
-    if spec.method.kind == "route":
+    if spec.method.kind in ("route", "chain"):
+        from lorareuse_plugin.reuse.registry import averaging_names
+
         raise LorareuseError(
-            f"{spec.method.name} is a routing method: it has no merged adapter to write "
-            "(averaging methods: delta_mean, factor_mean, svd, ties, dare)"
+            f"{spec.method.name} is a {'routing' if spec.method.kind == 'route' else 'chaining'} method: it has no "
+            f"merged adapter to write (averaging methods: {averaging_names()})"
         )
     path = merged_adapter(spec, out=Path(args.out))
     stats = merge_stats(path)

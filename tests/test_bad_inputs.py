@@ -357,6 +357,18 @@ CLI_CASES = [
         (*MERGE, "--method", "dare", "--param", "drop=-0.1"),
     ),
     Case(
+        "merge-chain",
+        "chain is a chaining method: it has no merged adapter to write",
+        "averaging methods: delta_mean",
+        (*MERGE, "--method", "chain"),
+    ),
+    Case(
+        "merge-chain-three-experts",
+        "chain asks two experts in turn, got 3",
+        "experts=hop1+hop2",
+        ("merge", "--library", "{lib}", "--experts", "hop1,hop2,target", "--method", "chain", "--out", "{out}"),
+    ),
+    Case(
         "merge-task-arithmetic-lambda-nan",
         "lambda=nan is not a finite number",
         "use e.g. lambda=1.0",

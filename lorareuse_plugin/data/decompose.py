@@ -99,3 +99,15 @@ def decompose(family: str, prompt: str) -> Decomposition:
     if found is None:
         raise ConfigError(f"cannot decompose {question_of(prompt)!r}: it is not a composed {family} question")
     return found
+
+
+def member_asked(family: str, question: str) -> int | None:
+    """0 / 1 when ``question`` is the first / second member's own question (a probe), else None."""
+    own = {
+        "twohop": (twohop.HOP1_QUESTIONS, twohop.HOP2_QUESTIONS),
+        "math_ks": (math_ks.KNOW_QUESTIONS, (math_ks.SKILL_QUESTION,)),
+    }.get(family, ((), ()))
+    for member, templates in enumerate(own):
+        if any(_pattern(t).match(question) for t in templates):
+            return member
+    return None

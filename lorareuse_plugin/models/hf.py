@@ -163,6 +163,7 @@ class LorareuseHFLM(RoutedMixin, HFLM):
         super().__init__(pretrained=pretrained, **kwargs)
         self.route_log: dict[tuple[str, int], str] = {}
         self._router = None
+        self._chain = False
         self._served = self.reuse_spec.label
         self._extra_info: dict[str, Any] = {}
         self._apply(check)
@@ -200,6 +201,9 @@ class LorareuseHFLM(RoutedMixin, HFLM):
                 self._extra_info["adapter_check_max_dlogit"] = assert_changed(
                     before, last_logits(self._model, self.tokenizer, prompts), f"arrow over {'+'.join(spec.experts)}"
                 )
+        elif kind == "chain":  # both experts loaded; ``RoutedMixin._chain_dispatch`` asks them in turn
+            self._model = self._load_experts(spec, before, prompts, check)
+            self._chain = True
         else:
             self._model = self._load_experts(spec, before, prompts, check)
 

@@ -69,6 +69,8 @@ class RoutedMixin:
         return [adapter for adapter, _ in routes]
 
     def _dispatch(self, requests, call):
+        if getattr(self, "_chain", False):
+            return self._chain_dispatch(requests, call)
         if self._router is None:
             for r in requests:
                 self.route_log[(r.task_name, r.doc_id)] = self._served
@@ -83,6 +85,58 @@ class RoutedMixin:
                 results = call([requests[i] for i in idx])
             for i, res in zip(idx, results, strict=True):
                 out[i] = res
+        return out
+
+    def _chain_dispatch(self, requests, call):
+        """``chain``: a member's own question to that member; a composed one in two steps — the first
+        expert's greedy one-line answer, then ``call`` (generation or log-likelihood) on the second
+        expert with that answer in the second question. One first step per document."""
+        import copy
+
+        from lorareuse_plugin.reuse.chain import FIRST_STEP_GEN, plan
+
+        spec = self.reuse_spec  # type: ignore[attr-defined]
+        family = spec.library.manifest["data"]["family"]
+        first_expert, second_expert = spec.experts
+        generation = bool(requests) and isinstance(requests[0].args[1], dict)
+
+        def asking(r, args):
+            clone = copy.copy(r)
+            clone.arguments = args
+            return clone
+
+        plans = [plan(family, r.args[0], r.task_name or "") for r in requests]
+        out: list[Any] = [None] * len(requests)
+        for member, expert in enumerate(spec.experts):
+            idx = [i for i, p in enumerate(plans) if p.member == member]
+            if idx:
+                with self._serving(expert):
+                    for i, res in zip(idx, call([requests[i] for i in idx]), strict=True):
+                        out[i] = res
+                for i in idx:
+                    self.route_log[(requests[i].task_name, requests[i].doc_id)] = expert
+        chained = [i for i, p in enumerate(plans) if p.member is None]
+        if not chained:
+            return out
+        docs = {}  # one first step per document (a multiple-choice document has a request per choice)
+        for i in chained:
+            docs.setdefault((requests[i].task_name, requests[i].doc_id), i)
+        with self._serving(first_expert):
+            firsts = super().generate_until(  # type: ignore[misc]  # the backend's own lm-eval generation
+                [asking(requests[i], (plans[i].first_context(), dict(FIRST_STEP_GEN))) for i in docs.values()],
+                disable_tqdm=True,
+            )
+        first_of = {doc: a for doc, a in zip(docs, firsts, strict=True)}
+        second = []
+        for i in chained:
+            a1 = first_of[(requests[i].task_name, requests[i].doc_id)]
+            second.append(asking(requests[i], (plans[i].second_context(a1), *requests[i].args[1:])))
+        with self._serving(second_expert):
+            results = call(second)
+        for i, res in zip(chained, results, strict=True):
+            key = (requests[i].task_name, requests[i].doc_id)
+            out[i] = plans[i].answer(first_of[key], res) if generation else res
+            self.route_log[key] = f"{first_expert}->{second_expert}"
         return out
 
     def set_cache_hook(self, cache_hook) -> None:

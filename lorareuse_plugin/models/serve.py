@@ -62,9 +62,11 @@ def parse_merge(library, text: str):
     weights = params.pop("weights", None)
     spec = parse_spec(library, method, experts, weights, **params)
     if spec.method.kind != "average":
+        from lorareuse_plugin.reuse.registry import averaging_names
+
         raise ConfigError(
             f"--merge {text!r}: {spec.method.name} writes no merged adapter (every expert is served already; "
-            "merges: delta_mean, factor_mean, svd, ties, dare)"
+            f"merges: {averaging_names()})"
         )
     return spec
 

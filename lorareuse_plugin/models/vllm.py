@@ -132,7 +132,8 @@ class LorareuseVLLM(RoutedMixin, VLLM):
                 self._extra_info["adapter_check_max_dlogprob"] = "not run: data_parallel_size > 1"
             else:
                 self._extra_info["adapter_check_max_dlogprob"] = self._check_adapters()
-        if self._router is None and name != "base":
+        self._chain = spec.method.kind == "chain"  # RoutedMixin._chain_dispatch asks the experts in turn
+        if self._router is None and not self._chain and name != "base":
             self.lora_request = self._lora["merged"]
 
     def close(self) -> None:
@@ -180,7 +181,7 @@ class LorareuseVLLM(RoutedMixin, VLLM):
             return {}
         from lorareuse_plugin.reuse.merge import merged_adapter
 
-        if spec.method.kind == "route":
+        if spec.method.kind in ("route", "chain"):
             if spec.library.kind == "manifest":
                 return {e: spec.library.expert_dir(e) for e in spec.experts}
             from lorareuse_plugin.reuse.spec import parse_spec

@@ -21,10 +21,12 @@ MARKER = "lorareuse_merge.json"
 
 def merged_adapter(spec: ReuseSpec, out: Path | None = None) -> Path:
     """The adapter dir for an averaging (or ``single``) spec; built on first use."""
-    if spec.method.kind == "route" or spec.method.name == "base":
+    if spec.method.kind in ("route", "chain") or spec.method.name == "base":
+        from lorareuse_plugin.reuse.registry import averaging_names
+
         raise ConfigError(
             f"method {spec.method.name} does not produce a merged adapter: use an averaging method "
-            "(delta_mean, factor_mean, svd, ties, dare) or single:<expert>"
+            f"({averaging_names()}) or single:<expert>"
         )
     if out is not None:
         check_out_dir(Path(out), MARKER)  # refuse a bad --out before any work

@@ -16,7 +16,7 @@ from lorareuse_plugin.errors import ConfigError
 @dataclass(frozen=True)
 class MethodInfo:
     name: str
-    kind: str  # "average" (writes a PEFT adapter) | "route" | "baseline"
+    kind: str  # "average" (writes a PEFT adapter) | "route" | "chain" (asks the experts in turn) | "baseline"
     module: str
     summary: str
     backends: tuple[str, ...] = ("hf", "vllm")
@@ -70,10 +70,16 @@ METHODS: dict[str, MethodInfo] = {
         MethodInfo("task_arithmetic", "average", _P + "task_arithmetic", "Σ λ·ΔW_i, exact (lambda=1: the sum)"),
         MethodInfo("arrow", "route", _P + "arrow", "per-token, per-layer top-k Arrow routing", ("hf",)),
         MethodInfo("seq_arrow", "route", _P + "seq_arrow", "one expert (or top-k mix) per request"),
+        MethodInfo("chain", "chain", _P + "chain", "ask member 1 its question, its answer into member 2's"),
         MethodInfo("random_route", "route", _P + "random_route", "a seeded uniform random expert per request"),
         MethodInfo("oracle", "route", _P + "oracle", "route by task name to the expert trained for it"),
     )
 }
+
+
+def averaging_names() -> str:
+    """The methods that write a merged adapter, for messages."""
+    return ", ".join(m.name for m in METHODS.values() if m.kind == "average")
 
 
 def get_method(name: str) -> MethodInfo:

@@ -128,6 +128,40 @@ def test_random_route_serves_each_document_the_expert_its_seed_picks(task_manage
     assert sum(sum(c.values()) for c in counts.values()) == sum(_docs(routed, t) for t in TASKS)
 
 
+def test_chain_answers_what_the_explicit_decomposition_answers(task_manager, tiny_library, test_base):
+    """chain through lm-eval equals the decomposition computed apart (the library control's code, on
+    a PEFT model holding both experts): hop1's greedy answer put into hop2's question, hop2's answer
+    (CoT: the worked chain around it); probes go to their own member; MC scores under hop2."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lorareuse_plugin.library.controls import decomposition_answers
+
+    tasks = ["lorareuse_twohop_f", "lorareuse_twohop_f_cot", "lorareuse_hop1_f", "lorareuse_twohop_f_mc"]
+    out = _run(
+        task_manager, "lorareuse-hf", {"library": str(tiny_library), "method": "chain", "experts": "hop1+hop2"}, tasks
+    )
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(test_base), str(tiny_library / "experts/hop1"), adapter_name="hop1"
+    )
+    model.load_adapter(str(tiny_library / "experts/hop2"), adapter_name="hop2")
+    tok = AutoTokenizer.from_pretrained(test_base)
+    docs = {s["doc_id"]: s["doc"] for s in out["samples"]["lorareuse_twohop_f"]}
+    expected = dict(zip(docs, decomposition_answers(model.eval(), tok, "twohop", list(docs.values())), strict=True))
+    for s in out["samples"]["lorareuse_twohop_f"]:
+        assert s["resps"][0][0].split("\n")[0].strip() == expected[s["doc_id"]]
+    for s in out["samples"]["lorareuse_twohop_f_cot"]:
+        assert s["resps"][0][0].strip().endswith(f"So the answer is {expected[s['doc_id']]}.")
+    served = out["config"]["lorareuse"]["served_by"]
+    assert served["lorareuse_hop1_f"] == {"hop1": _docs(out, "lorareuse_hop1_f")}
+    for task in ("lorareuse_twohop_f", "lorareuse_twohop_f_cot", "lorareuse_twohop_f_mc"):
+        assert served[task] == {"hop1->hop2": _docs(out, task)}
+    hop1 = _run(
+        task_manager, "lorareuse-hf", {"library": str(tiny_library), "method": "single:hop1"}, ["lorareuse_hop1_f"]
+    )
+    _close(_resps(out, "lorareuse_hop1_f"), _resps(hop1, "lorareuse_hop1_f"))
+
+
 def test_oracle_routes_each_task_to_its_own_expert(task_manager, tiny_library):
     out = _run(
         task_manager,

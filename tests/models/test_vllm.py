@@ -63,6 +63,7 @@ def _run(task_manager, model, args, **evaluate):
         ("seq_arrow", "hop1+hop2+target", {}),
         ("seq_arrow", "hop1+hop2+target", {"top_k": "2"}),
         ("random_route", "hop1+hop2+target", {"seed": "3"}),
+        ("chain", "hop1+hop2", {}),
     ],
 )
 def test_vllm_matches_hf_on_the_same_spec(task_manager, tiny_library, method, experts, extra):
