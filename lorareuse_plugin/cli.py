@@ -207,12 +207,13 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     spec = parse_spec(
         args.library, args.method, args.experts, args.weights, adapters=args.adapters, **_reuse_kwargs(args.param)
     )
-    if spec.method.kind in ("route", "chain"):
+    if spec.method.kind in ("route", "chain", "ensemble"):
         from lorareuse_plugin.reuse.registry import averaging_names
 
+        what = {"route": "routing", "chain": "chaining", "ensemble": "output-mixing"}[spec.method.kind]
         raise LorareuseError(
-            f"{spec.method.name} is a {'routing' if spec.method.kind == 'route' else 'chaining'} method: it has no "
-            f"merged adapter to write (averaging methods: {averaging_names()})"
+            f"{spec.method.name} is {'an' if what[0] == 'o' else 'a'} {what} method: it has no merged adapter "
+            f"to write (averaging methods: {averaging_names()})"
         )
     path = merged_adapter(spec, out=Path(args.out))
     stats = merge_stats(path)

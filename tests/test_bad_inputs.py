@@ -357,6 +357,12 @@ CLI_CASES = [
         (*MERGE, "--method", "dare", "--param", "drop=-0.1"),
     ),
     Case(
+        "merge-ensemble",
+        "ensemble is an output-mixing method: it has no merged adapter",
+        "averaging methods: delta_mean",
+        (*MERGE, "--method", "ensemble"),
+    ),
+    Case(
         "merge-chain",
         "chain is a chaining method: it has no merged adapter to write",
         "averaging methods: delta_mean",

@@ -164,6 +164,7 @@ class LorareuseHFLM(RoutedMixin, HFLM):
         self.route_log: dict[tuple[str, int], str] = {}
         self._router = None
         self._chain = False
+        self._ensemble: tuple | None = None  # (experts, weights) when the outputs are mixed
         self._served = self.reuse_spec.label
         self._extra_info: dict[str, Any] = {}
         self._apply(check)
@@ -201,6 +202,9 @@ class LorareuseHFLM(RoutedMixin, HFLM):
                 self._extra_info["adapter_check_max_dlogit"] = assert_changed(
                     before, last_logits(self._model, self.tokenizer, prompts), f"arrow over {'+'.join(spec.experts)}"
                 )
+        elif kind == "ensemble":  # every expert loaded, none merged: _model_call mixes their distributions
+            self._model = self._load_experts(spec, before, prompts, check)
+            self._ensemble = (spec.experts, spec.weights)
         elif kind == "chain":  # both experts loaded; ``RoutedMixin._chain_dispatch`` asks them in turn
             self._model = self._load_experts(spec, before, prompts, check)
             self._chain = True
@@ -244,6 +248,34 @@ class LorareuseHFLM(RoutedMixin, HFLM):
             (m, m.get_base_layer().weight.detach().clone()) for m in model.modules() if isinstance(m, LoraLayer)
         ]
         return model
+
+    def _model_call(self, inps, attn_mask=None, labels=None):
+        if self._ensemble is None:
+            return super()._model_call(inps, attn_mask, labels)
+        from lorareuse_plugin.reuse.ensemble import mixture_logprobs
+
+        return mixture_logprobs(self._model, *self._ensemble, inps)  # log-probs: lm-eval's log_softmax keeps them
+
+    def _model_generate(self, context, max_length, stop, **generation_kwargs):
+        if self._ensemble is None:
+            return super()._model_generate(context, max_length, stop, **generation_kwargs)
+        from lm_eval.models.utils_hf import stop_sequences_criteria
+
+        from lorareuse_plugin.reuse.ensemble import greedy
+
+        if generation_kwargs.get("do_sample") or generation_kwargs.get("temperature", 0.0) not in (0, 0.0, None):
+            raise ConfigError("ensemble decodes greedily: drop do_sample/temperature from the task's generation_kwargs")
+        criteria = stop_sequences_criteria(self.tokenizer, stop, context.shape[1], context.shape[0])
+        return greedy(
+            self._model,
+            *self._ensemble,
+            context,
+            max_length,
+            criteria,
+            self.tokenizer.eos_token_id,
+            self.tokenizer.pad_token_id,
+            attention_mask=generation_kwargs.get("attention_mask"),
+        )
 
     def _load_mixture(self, name: str, path) -> None:
         self._model.load_adapter(str(path), adapter_name=name)

@@ -70,6 +70,7 @@ METHODS: dict[str, MethodInfo] = {
         MethodInfo("task_arithmetic", "average", _P + "task_arithmetic", "Σ λ·ΔW_i, exact (lambda=1: the sum)"),
         MethodInfo("arrow", "route", _P + "arrow", "per-token, per-layer top-k Arrow routing", ("hf",)),
         MethodInfo("seq_arrow", "route", _P + "seq_arrow", "one expert (or top-k mix) per request"),
+        MethodInfo("ensemble", "ensemble", _P + "ensemble", "mean of the experts' next-token distributions", ("hf",)),
         MethodInfo("chain", "chain", _P + "chain", "ask member 1 its question, its answer into member 2's"),
         MethodInfo("random_route", "route", _P + "random_route", "a seeded uniform random expert per request"),
         MethodInfo("oracle", "route", _P + "oracle", "route by task name to the expert trained for it"),

@@ -124,8 +124,8 @@ def _weights(raw: Any, n: int, info: MethodInfo) -> tuple[float, ...]:
     values = _split_list(raw)
     if not values:
         return tuple([1.0 / n] * n)
-    if info.kind != "average":
-        raise ConfigError(f"weights apply to averaging methods only, not {info.name}: drop weights=")
+    if info.kind not in ("average", "ensemble"):
+        raise ConfigError(f"weights apply to averaging methods and ensemble only, not {info.name}: drop weights=")
     try:
         w = tuple(float(v) for v in values)
     except ValueError:

@@ -162,6 +162,27 @@ def test_chain_answers_what_the_explicit_decomposition_answers(task_manager, tin
     _close(_resps(out, "lorareuse_hop1_f"), _resps(hop1, "lorareuse_hop1_f"))
 
 
+def test_ensemble_of_one_expert_or_of_identical_experts_is_that_expert(task_manager, tiny_library, test_base):
+    """The output mixture Σ w_i p_i: of one expert it is that expert (log-likelihoods to 1e-5, the same
+    greedy answers); of two copies of one expert, too."""
+    tasks = ["lorareuse_twohop_f", "lorareuse_twohop_f_mc"]
+    single = _run(task_manager, "lorareuse-hf", {"library": str(tiny_library), "method": "single:hop2"}, tasks)
+    one = _run(
+        task_manager, "lorareuse-hf", {"library": str(tiny_library), "method": "ensemble", "experts": "hop2"}, tasks
+    )
+    hop2 = tiny_library / "experts" / "hop2"
+    twins = _run(
+        task_manager,
+        "lorareuse-hf",
+        {"pretrained": str(test_base), "adapters": f"a:{hop2}+b:{hop2}", "method": "ensemble", "weights": "0.3+0.7"},
+        tasks,
+    )
+    for out in (one, twins):
+        for task in tasks:
+            _close(_resps(out, task), _resps(single, task), tol=1e-5)
+    assert one["config"]["lorareuse"]["served_by"]["lorareuse_twohop_f"] == {"ensemble[hop2]": 4}
+
+
 def test_oracle_routes_each_task_to_its_own_expert(task_manager, tiny_library):
     out = _run(
         task_manager,

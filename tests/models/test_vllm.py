@@ -131,6 +131,8 @@ def test_arrow_is_refused_with_a_pointer_to_hf(tiny_library):
 
     with pytest.raises(ConfigError, match="use --model lorareuse-hf"):
         LorareuseVLLM(library=str(tiny_library), method="arrow", experts="hop1+hop2")
+    with pytest.raises(ConfigError, match="ensemble mixes every expert's next-token distribution"):
+        LorareuseVLLM(library=str(tiny_library), method="ensemble", experts="hop1+hop2")
 
 
 def test_rank_above_the_engine_limit_is_one_clear_line(tiny_library):
