@@ -210,8 +210,11 @@ def test_shipped_recipes_parse():
         recipe, full = load_recipe(p), load_recipe(root / p.name)
         assert recipe.name == f"demo_{p.stem}" and recipe.expert_names == full.expert_names
         assert recipe.data.family == full.data.family and recipe.data.familiarity == full.data.familiarity
-    real = sorted(root.glob("demo/smollm2_*.yaml"))  # the real-model demo's: the same worlds on SmolLM2
-    assert [p.stem for p in real] == ["smollm2_twohop_f", "smollm2_twohop_r"]
+    real = sorted(p for p in root.glob("demo/smollm2_*.yaml") if not p.stem.endswith("_known"))
+    assert [p.stem for p in real] == ["smollm2_twohop_f", "smollm2_twohop_r"]  # the demo's: same worlds on SmolLM2
+    known = load_recipe(root / "demo" / "smollm2_twohop_h_known.yaml")  # H over capitals SmolLM2 knows (chat)
+    assert known.data.known is not None and known.data.known.count("capital") == 25
+    assert known.data.known.prompt == "chat template" and all(e.chat for e in known.experts)
     for p in real:
         recipe, full = load_recipe(p), load_recipe(root / p.name.removeprefix("smollm2_"))
         assert recipe.name == p.stem and recipe.base == "smollm2"
