@@ -941,7 +941,7 @@ HF_CASES = [
     Case("hf-weights-sum-0", "sum to 0", "positive weight", kwargs={"weights": "0+0"}),
     Case(
         "hf-weights-for-routing",
-        "weights apply to averaging methods only",
+        "weights apply to averaging methods and ensemble only",
         "drop weights=",
         kwargs={"method": "seq_arrow", "weights": "0.5+0.5"},
     ),
