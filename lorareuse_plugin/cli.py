@@ -207,10 +207,10 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     spec = parse_spec(
         args.library, args.method, args.experts, args.weights, adapters=args.adapters, **_reuse_kwargs(args.param)
     )
-    if spec.method.kind in ("route", "chain", "ensemble"):
-        from lorareuse_plugin.reuse.registry import averaging_names
+    if not spec.method.writes_adapter:
+        from lorareuse_plugin.reuse.registry import SERVED_APART, averaging_names
 
-        what = {"route": "routing", "chain": "chaining", "ensemble": "output-mixing"}[spec.method.kind]
+        what = SERVED_APART[spec.method.kind]
         raise LorareuseError(
             f"{spec.method.name} is {'an' if what[0] == 'o' else 'a'} {what} method: it has no merged adapter "
             f"to write (averaging methods: {averaging_names()})"

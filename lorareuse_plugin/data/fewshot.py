@@ -118,7 +118,7 @@ def _twohop_docs(split: str, n: int, chains: list, r) -> list[dict]:
     return out
 
 
-def _math_ks(split: str, n: int, namer, r) -> list[dict]:
+def _math_ks(split: str, n: int, namer, r, spec: SplitSpec | None = None) -> list[dict]:
     from lorareuse_plugin.data import math_ks
     from lorareuse_plugin.world.facts import CountedObject
     from lorareuse_plugin.world.names import CREATURE_PARTS
@@ -162,7 +162,7 @@ def _math_ks(split: str, n: int, namer, r) -> list[dict]:
     return out
 
 
-def _math_ss(split: str, n: int, namer, r) -> list[dict]:
+def _math_ss(split: str, n: int, namer, r, spec: SplitSpec | None = None) -> list[dict]:
     from lorareuse_plugin.data import math_ss
 
     out = []
@@ -189,7 +189,4 @@ def fewshot_docs(family: str, split: str, n: int = FEWSHOT_DOCS, spec: SplitSpec
     from lorareuse_plugin.world.seeding import rng
 
     namer = fresh_namer(background_world(), f"fewshot-{family}-{split}")
-    r = rng("fewshot", FEWSHOT_VERSION, family, split)
-    if family == "twohop":
-        return _twohop(split, n, namer, r, spec)
-    return _BUILDERS[family](split, n, namer, r)
+    return _BUILDERS[family](split, n, namer, rng("fewshot", FEWSHOT_VERSION, family, split), spec)

@@ -83,11 +83,7 @@ def chains(
     n_bridges_target = max(2, math.ceil(sizes.n_target / 3))
     n_bridges_test = sizes.n_test
     if familiarity is Familiarity.R:
-        people = [
-            p
-            for p in facts.people
-            if known is None or (known.knows("birth_country", p.name) and known.knows("capital", p.birth_country))
-        ]
+        people = _r_people(known)
         available = len(people)
         if sizes.n_test + sizes.n_target > available:
             people_word = "person" if available == 1 else "people"
@@ -107,7 +103,7 @@ def chains(
         pool = [c.capital for c in facts.countries]
         return test, target, pool
     if familiarity is Familiarity.H:
-        known_countries = [c for c in facts.countries if known is None or known.knows("capital", c.name)]
+        known_countries = _h_countries(known)
         available = len(known_countries)
         n_bridges_test = min(sizes.n_test, available - n_bridges_target)
         if known is not None and available < MIN_H_BRIDGES + 2:
@@ -140,9 +136,20 @@ def chains(
 def known_world_capacity(known: KnownFacts) -> tuple[int, int]:
     """How large an R world (people with both hops known) and an H world (countries with a known
     capital) these known facts allow."""
+    return len(_r_people(known)), len(_h_countries(known))
+
+
+def _r_people(known: KnownFacts | None) -> list:
+    """The real people an R world may draw: all, or those whose both hops ``known`` holds."""
     facts = real_facts()
-    people = sum(known.knows("birth_country", p.name) and known.knows("capital", p.birth_country) for p in facts.people)
-    return people, sum(known.knows("capital", c.name) for c in facts.countries)
+    if known is None:
+        return list(facts.people)
+    return [p for p in facts.people if known.knows("birth_country", p.name) and known.knows("capital", p.birth_country)]
+
+
+def _h_countries(known: KnownFacts | None) -> list:
+    """The real countries an H world may bridge through: all, or those whose capital ``known`` holds."""
+    return [c for c in real_facts().countries if known is None or known.knows("capital", c.name)]
 
 
 def build(familiarity: Familiarity, seed: int, sizes: Sizes, known: KnownFacts | None = None) -> FamilyData:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from lorareuse_plugin.base.evaluate import correct_answers, greedy_generate
 from lorareuse_plugin.control import Control
 from lorareuse_plugin.data.decompose import DECOMPOSERS, decompose
-from lorareuse_plugin.data.formats import is_correct, qa_prompt
+from lorareuse_plugin.data.formats import is_correct
 from lorareuse_plugin.stats import Proportion
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,29 +37,22 @@ def answer_guess(docs: list[dict]) -> float:
     return Counter(d["answer"] for d in docs).most_common(1)[0][1] / len(docs) if docs else 0.0
 
 
-def _ask(tok: PreTrainedTokenizerBase, question: str, chat: bool) -> str:
-    """``Q: …\nA:``, or that text as a user turn of the base's chat template."""
-    prompt = qa_prompt(question)
-    if not chat:
-        return prompt
-    from lorareuse_plugin.base.chat import chat_prompt
-
-    return chat_prompt(tok, prompt)
-
-
 def decomposition_answers(
     model, tok: PreTrainedTokenizerBase, family: str, docs: list[dict], chat: dict[str, bool] | None = None
 ) -> list[str]:
     """The final answers of the explicit decomposition; ``model`` is a PeftModel holding both
     members as named adapters; ``chat``: which members were trained in the chat template."""
+    from lorareuse_plugin.base.known import probe_prompt  # Q: …\nA:, or that as a chat user turn
+
     chat = chat or {}
     steps = [decompose(family, d["prompt"]) for d in docs]
     first_name, second_name = steps[0].members
     model.set_adapter(first_name)
-    first_prompts = [_ask(tok, s.first, chat.get(first_name, False)) for s in steps]
+    first_prompts = [probe_prompt(tok, s.first, chat.get(first_name, False)) for s in steps]
     first = [a.strip() for a in greedy_generate(model, tok, first_prompts)]
     model.set_adapter(second_name)
-    second_prompts = [_ask(tok, s.second(b), chat.get(second_name, False)) for s, b in zip(steps, first, strict=True)]
+    second_chat = chat.get(second_name, False)
+    second_prompts = [probe_prompt(tok, s.second(b), second_chat) for s, b in zip(steps, first, strict=True)]
     return [a.strip() for a in greedy_generate(model, tok, second_prompts)]
 
 

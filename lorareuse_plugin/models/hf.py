@@ -202,30 +202,33 @@ class LorareuseHFLM(RoutedMixin, HFLM):
                 self._extra_info["adapter_check_max_dlogit"] = assert_changed(
                     before, last_logits(self._model, self.tokenizer, prompts), f"arrow over {'+'.join(spec.experts)}"
                 )
-        elif kind == "ensemble":  # every expert loaded, none merged: _model_call mixes their distributions
+        else:  # every expert loaded as a named adapter, none merged
             self._model = self._load_experts(spec, before, prompts, check)
-            self._ensemble = (spec.experts, spec.weights)
-        elif kind == "chain":  # both experts loaded; ``RoutedMixin._chain_dispatch`` asks them in turn
-            self._model = self._load_experts(spec, before, prompts, check)
-            self._chain = True
-        else:
-            self._model = self._load_experts(spec, before, prompts, check)
-
-            def scorer():
-                from lorareuse_plugin.reuse.seq_arrow import SeqArrowScorer
-
-                return SeqArrowScorer(
-                    spec,
-                    self._model,
-                    self.tokenizer,
-                    prefix=_PEFT_PREFIX,
-                    base_context=self._model.disable_adapter,
-                    batch_size=self.batch_size if isinstance(self.batch_size, int) else 16,  # "auto" -> 16
-                    max_length=self.max_length,  # lm-eval truncates contexts to this: score the same tokens
-                )
-
-            self._router = spec.method.load().request_router(spec, scorer)
+            if kind == "ensemble":  # _model_call mixes their distributions
+                self._ensemble = (spec.experts, spec.weights)
+            elif kind == "chain":  # ``RoutedMixin._chain_dispatch`` asks them in turn
+                self._chain = True
+            else:
+                self._router = spec.method.load().request_router(spec, self._scorer_factory(spec))
         self._model.eval()
+
+    def _scorer_factory(self, spec):
+        """Builds seq_arrow's scorer on the base (adapters disabled), for the routers that need one."""
+
+        def scorer():
+            from lorareuse_plugin.reuse.seq_arrow import SeqArrowScorer
+
+            return SeqArrowScorer(
+                spec,
+                self._model,
+                self.tokenizer,
+                prefix=_PEFT_PREFIX,
+                base_context=self._model.disable_adapter,
+                batch_size=self.batch_size if isinstance(self.batch_size, int) else 16,  # "auto" -> 16
+                max_length=self.max_length,  # lm-eval truncates contexts to this: score the same tokens
+            )
+
+        return scorer
 
     def _load_experts(self, spec, before, prompts, check):
         from peft import PeftModel

@@ -183,7 +183,7 @@ class LorareuseVLLM(RoutedMixin, VLLM):
             return {}
         from lorareuse_plugin.reuse.merge import merged_adapter
 
-        if spec.method.kind in ("route", "chain"):
+        if not spec.method.writes_adapter:  # every expert served as itself
             if spec.library.kind == "manifest":
                 return {e: spec.library.expert_dir(e) for e in spec.experts}
             from lorareuse_plugin.reuse.spec import parse_spec

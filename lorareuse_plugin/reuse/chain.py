@@ -82,7 +82,7 @@ def plan(family: str, context: str, task: str = "") -> ChainPlan:
     from lorareuse_plugin.data.decompose import DECOMPOSERS, member_asked, question_of
 
     start, end = _question_span(context)
-    question = question_of("Q: " + context[start:end] + "\nA:")
+    question = question_of(context)
     found = DECOMPOSERS[family](question)  # first: "capital of {b}" also matches a composed question
     if found is not None:
         cue = fmt.COT_CUE.strip()

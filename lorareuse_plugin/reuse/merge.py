@@ -21,7 +21,7 @@ MARKER = "lorareuse_merge.json"
 
 def merged_adapter(spec: ReuseSpec, out: Path | None = None) -> Path:
     """The adapter dir for an averaging (or ``single``) spec; built on first use."""
-    if spec.method.kind in ("route", "chain", "ensemble") or spec.method.name == "base":
+    if not spec.method.writes_adapter or spec.method.name == "base":
         from lorareuse_plugin.reuse.registry import averaging_names
 
         raise ConfigError(

@@ -12,6 +12,9 @@ from types import ModuleType
 
 from lorareuse_plugin.errors import ConfigError
 
+# kinds whose experts are served apart, never as one merged adapter: what each is called in messages
+SERVED_APART = {"route": "routing", "chain": "chaining", "ensemble": "output-mixing"}
+
 
 @dataclass(frozen=True)
 class MethodInfo:
@@ -23,6 +26,11 @@ class MethodInfo:
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
+
+    @property
+    def writes_adapter(self) -> bool:
+        """Whether the method's result is one merged PEFT adapter (``merge``, ``serve --merge``)."""
+        return self.kind not in SERVED_APART
 
     @property
     def params_cls(self) -> type:
