@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint tasks demo demo-smollm2 bench clean ship-base
+.PHONY: install test lint tasks demo demo-smollm2 bench clean ship-base ship-rescorer
 
 install: $(VLLM)
 
@@ -50,6 +50,10 @@ tasks: $(CORE)  ## re-render lm_eval_tasks/ from the catalog
 ship-base: $(CORE)  ## pretrain the default base from scratch and ship it as package data (after a corpus change)
 	$(BIN)/lorareuse base build --force --out build/base-default
 	$(BIN)/python -c "from lorareuse_plugin.base.build import ship; print(ship(__import__('pathlib').Path('build/base-default')))"
+
+ship-rescorer: $(CORE)  ## train the default rescorer here and ship it as package data (after a change to its corpus)
+	$(BIN)/lorareuse rescorer build --force --out build/rescorer-default
+	$(BIN)/python -c "from lorareuse_plugin.rescore.model import ship; print(ship(__import__('pathlib').Path('build/rescorer-default')))"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -18,7 +18,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 
-SCRIPTS = ("p5_demo", "p1_average", "p2_routed", "p3_arrow", "p3_scale", "p6_vllm")  # P5 first: it times a cold demo
+SCRIPTS = (
+    "p5_demo",
+    "p1_average",
+    "p2_routed",
+    "p3_arrow",
+    "p3_scale",
+    "p6_vllm",
+    "p7_baselines",
+)  # P5 first: it times a cold demo
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 

@@ -91,6 +91,15 @@ def _cmd_base_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rescorer_build(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.rescore.model import RescorerConfig, build_rescorer
+
+    cfg = RescorerConfig(layers=args.layers, dropout=args.dropout, nsp=not args.mlm_only, seed=args.seed)
+    path = build_rescorer(cfg, out=Path(args.out) if args.out else None, force=args.force)
+    print(f"rescorer: {path}")
+    return 0
+
+
 def _cmd_base_import(args: argparse.Namespace) -> int:
     from lorareuse_plugin.base.importer import import_gguf
 
@@ -392,6 +401,17 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--dtype", default="float32", help="float32 | bfloat16")
     bf.add_argument("--out", default=None, help="model dir (default: $LORAREUSE_CACHE/bases/<name>-<dtype>)")
     bf.set_defaults(handler=_cmd_base_fetch)
+
+    rs = sub.add_parser("rescorer", help="the light faithfulness rescorer (a <= 4-layer BERT from scratch)")
+    rs_sub = rs.add_subparsers(dest="rescorer_command", required=True, parser_class=_Parser)
+    rb = rs_sub.add_parser("build", help="pretrain it on background chains (or reuse the cached one; ~2 min)")
+    rb.add_argument("--layers", type=int, default=4, help="encoder layers (default 4)")
+    rb.add_argument("--dropout", type=float, default=0.1, help="dropout (default 0.1)")
+    rb.add_argument("--mlm-only", action="store_true", help="pretrain without next sentence (no nsp score)")
+    rb.add_argument("--seed", type=int, default=0)
+    rb.add_argument("--force", action="store_true", help="rebuild even if a cached build exists")
+    rb.add_argument("--out", default=None, help="dir (default: $LORAREUSE_CACHE/rescorer/L<layers>-<hash>)")
+    rb.set_defaults(handler=_cmd_rescorer_build)
 
     fa = sub.add_parser("familiarity", help="which real facts of our tables a base knows (greedy + MC probes)")
     fa.add_argument("--base", required=True, help="default | test | smollm2 | model dir | HF id")

@@ -1,7 +1,8 @@
 """``lorareuse demo``: the whole pipeline on the embedded default, cached end to end.
 
-base (pretrained from scratch) → expert libraries from ``adapters/`` recipes → the positive
-controls (base and every library) → the leaderboard ladder through lm-eval → Markdown and PNG.
+base (pretrained from scratch) → expert libraries from ``adapters/`` recipes → the light rescorer
+(``rescore``; cached) → the positive controls (base and every library) → the leaderboard ladder
+through lm-eval → Markdown and PNG.
 Every stage reuses what an earlier run built: the base by content hash, experts by their keys,
 leaderboard runs by their run keys. The default demo's four libraries ship built
 (``adapters/demo/built/``, 3 MB each): a library missing from ``--out`` is seeded from there and
@@ -27,6 +28,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lorareuse_plugin.report.ladder import QUICK_METHODS
+
+# the 3-expert libraries' rows in the default demo: one average, the per-token and the per-request
+# router (every method on them: `lorareuse leaderboard`); the time goes to the 2-expert library's
+# simple baselines instead, within the demo's 10-minute budget
+DEMO_THREE_METHODS = ("delta_mean", "arrow")
 
 ADAPTERS = Path(__file__).resolve().parent.parent / "adapters"
 # the default demo's libraries as `library build` wrote them from these recipes (≈37 min each on 2 cores):
@@ -234,6 +240,13 @@ def run_demo(
         manifests[recipe.name] = build_library(recipe, lib_dir, base=str(base_path), log=lambda m: log("  " + m))
         libraries.append(lib_dir)
     timings["libraries"] = time.time() - t1
+    if mode != "quick":  # the faithfulness columns, claim C5 and the rescore row need it
+        from lorareuse_plugin.rescore.model import build_rescorer
+
+        t_r = time.time()
+        log("== rescorer (a 4-layer BERT from scratch, judging chain-of-thought faithfulness)")
+        build_rescorer(log=lambda m: log("  " + m))
+        timings["rescorer"] = time.time() - t_r
     sections = demo_controls(base_checks, manifests)
     controls = controls_markdown(sections)
     log("")
@@ -251,7 +264,12 @@ def run_demo(
             log(f"== leaderboard {lib_dir.name}: {len(tasks)} tasks")
             summaries.append(
                 run_leaderboard(
-                    [lib_dir], board / lib_dir.name, methods=methods, tasks=tasks, log=lambda m: log("  " + m)
+                    [lib_dir],
+                    board / lib_dir.name,
+                    methods=methods,
+                    tasks=tasks,
+                    three_methods=None if mode == "full" else DEMO_THREE_METHODS,
+                    log=lambda m: log("  " + m),
                 )
             )
         # one summary over every library: the claims compare F, H and R (C3) and share one Holm family

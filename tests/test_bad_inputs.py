@@ -993,6 +993,30 @@ HF_CASES = [
         kwargs={"method": "delta_mean", "peft": "{tmp}/some_adapter"},
     ),
     Case(
+        "hf-ensemble-expert-twice",
+        "experts list hop1+hop1 repeats an expert",
+        "name each expert once",
+        kwargs={"method": "ensemble", "experts": "hop1+hop1"},
+    ),
+    Case(
+        "hf-rescore-without-rescorer",
+        "rescore needs a built rescorer",
+        "run `lorareuse rescorer build` first",
+        kwargs={"method": "rescore"},
+    ),
+    Case(
+        "hf-rescore-rescorer-dir-empty",
+        "rescore: {tmp} holds no built rescorer",
+        "run `lorareuse rescorer build --out ",
+        kwargs={"method": "rescore", "rescorer": "{tmp}"},
+    ),
+    Case(
+        "hf-rescore-unknown-score",
+        "score='bleu' is unknown",
+        "use one of auto, nsp, head, rule",
+        kwargs={"method": "rescore", "score": "bleu"},
+    ),
+    Case(
         "hf-oracle-route-default",
         "route_default='nope' is not one of refuse, base",
         "refuse, base",
@@ -1044,6 +1068,19 @@ def test_model_args_bad_input(case: Case, tiny_library, other_base, lorareuse_ca
     _one_line(str(err.value), Case(case.id, problem, case.fix))
     for p in watched:
         assert tree(p) == before[p], f"{p} changed"
+
+
+def test_chain_on_a_foreign_task_is_refused_in_one_line(tiny_library) -> None:
+    """chain decomposes our composed questions only: lm-eval's request of another task is refused."""
+    from lm_eval.api.instance import Instance
+
+    from lorareuse_plugin.models.hf import LorareuseHFLM
+
+    lm = LorareuseHFLM(device="cpu", dtype="float32", library=str(tiny_library), method="chain", experts="hop1+hop2")
+    args = ("Q: What is 2 + 2?\nA:", {"until": ["\n"], "max_gen_toks": 4})
+    with pytest.raises(ConfigError) as err:
+        lm.generate_until([Instance("generate_until", {}, args, idx=0, metadata=("arith", 0, 1))])
+    _one_line(str(err.value), Case("chain-foreign-task", "arith asks 'What is 2 + 2?'", "drop the task or use another"))
 
 
 # ---- task metadata ---------------------------------------------------------------------------------------------

@@ -30,10 +30,16 @@ class Decomposition:
     chain: Callable[[str, str], str]
 
 
-def _pattern(template: str) -> re.Pattern[str]:
-    parts = re.split(r"(\{\w+\})", template)
-    regex = "".join(f"(?P<{p[1:-1]}>.+?)" if p.startswith("{") else re.escape(p) for p in parts)
-    return re.compile(regex + "$")
+def template_pattern(template: str) -> re.Pattern[str]:
+    """A template's regex: one named group per field, a field that repeats must repeat its text."""
+    parts, seen = [], set()
+    for p in re.split(r"(\{\w+\})", template):
+        if p.startswith("{"):
+            parts.append(f"(?P={p[1:-1]})" if p[1:-1] in seen else f"(?P<{p[1:-1]}>.+?)")
+            seen.add(p[1:-1])
+        else:
+            parts.append(re.escape(p))
+    return re.compile("".join(parts) + "$")
 
 
 def question_of(prompt: str) -> str:
@@ -45,7 +51,7 @@ def question_of(prompt: str) -> str:
 
 def _twohop(question: str) -> Decomposition | None:
     for template in twohop.TWOHOP_QUESTIONS:
-        m = _pattern(template).match(question)
+        m = template_pattern(template).match(question)
         if m:
             return _twohop_about(m["a"])
     return None
@@ -60,7 +66,7 @@ def _twohop_about(a: str) -> Decomposition:
     )
 
 
-def _singular(plural: str) -> str:
+def singular(plural: str) -> str:
     for o in real_facts().objects:
         if o.plural == plural:
             return o.singular
@@ -69,14 +75,14 @@ def _singular(plural: str) -> str:
 
 def _math_ks(question: str) -> Decomposition | None:
     for template in math_ks.COMPOSED_QUESTIONS:
-        m = _pattern(template).match(question)
+        m = template_pattern(template).match(question)
         if m and m["k"].isdigit():
             return _math_ks_about(m["part"], int(m["k"]), m["p"])
     return None
 
 
 def _math_ks_about(part: str, k: int, plural: str) -> Decomposition:
-    s = _singular(plural)
+    s = singular(plural)
 
     def skill(n: str) -> str:
         return math_ks.SKILL_QUESTION.format(c=s, cs=plural, items=part, n=n.strip(), k=k)
@@ -108,6 +114,6 @@ def member_asked(family: str, question: str) -> int | None:
         "math_ks": (math_ks.KNOW_QUESTIONS, (math_ks.SKILL_QUESTION,)),
     }.get(family, ((), ()))
     for member, templates in enumerate(own):
-        if any(_pattern(t).match(question) for t in templates):
+        if any(template_pattern(t).match(question) for t in templates):
             return member
     return None

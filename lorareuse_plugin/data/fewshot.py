@@ -172,7 +172,7 @@ def _math_ss(split: str, n: int, namer, r, spec: SplitSpec | None = None) -> lis
         p = math_ss.Problem(
             name, r.choice(math_ss.CONTAINERS), items, r.randint(2, 9), r.randint(2, 9), r.randint(1, 20) * two_step
         )
-        render = {"probe_add": math_ss._add, "probe_mul": math_ss._mul}.get(split, math_ss._two_step)
+        render = {"probe_add": math_ss._add, "probe_mul": math_ss._mul}.get(split, math_ss.two_step)
         q, a, why = render(p)
         near = fmt.number_distractors(a, [a + 1, a - 1, a + 2], r)
         out.append(fmt.eval_doc(f"fewshot-math_ss-{split}-{i}", q, str(a), reasoning=why, rnd=r, choices=near))

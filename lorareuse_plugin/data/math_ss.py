@@ -89,7 +89,7 @@ def _mul(p: Problem) -> tuple[str, int, str]:
     return MUL_QUESTION.format(**p.fields()), a, fmt.cot_text([f"{p.k} * {p.n} = {a}."], str(a))
 
 
-def _two_step(p: Problem, template: int = 0) -> tuple[str, int, str]:
+def two_step(p: Problem, template: int = 0) -> tuple[str, int, str]:
     prod, total = p.k * p.n, p.k * p.n + p.y
     steps = [f"{p.k} * {p.n} = {prod}.", f"{prod} + {p.y} = {total}."]
     return TWO_STEP_QUESTIONS[template].format(**p.fields()), total, fmt.cot_text(steps, str(total))
@@ -134,7 +134,7 @@ def build(familiarity: None, seed: int, sizes: Sizes) -> FamilyData:
         return [p.k * p.n, p.k + p.n + p.y, p.k * (p.n + p.y), p.k * p.n + p.y + 1, (p.k + 1) * p.n + p.y]
 
     def two_step_doc(doc_id: str, p: Problem) -> dict:
-        q, a, why = _two_step(p)
+        q, a, why = two_step(p)
         choices = fmt.number_distractors(a, two_step_near(p), mc)
         return fmt.eval_doc(doc_id, q, str(a), reasoning=why, rnd=mc, intermediate=str(p.k * p.n), choices=choices)
 
@@ -142,9 +142,9 @@ def build(familiarity: None, seed: int, sizes: Sizes) -> FamilyData:
         splits["test"].append(two_step_doc(f"{tag}-test-{i:04d}", p))
     for i, p in enumerate(_problems(tag, seed, "target", TARGET_ITEMS, sizes.n_target, two_step=True)):
         for j in range(len(TWO_STEP_QUESTIONS)):
-            q, a, _ = _two_step(p, j)
+            q, a, _ = two_step(p, j)
             splits["target"].append(fmt.qa(f"{tag}-target-{i:04d}-q{j}", q, str(a)))
-        q, a, why = _two_step(p)
+        q, a, why = two_step(p)
         splits["target"].append(fmt.cot(f"{tag}-target-{i:04d}-c0", q, why))
         splits["probe_target"].append(two_step_doc(f"{tag}-probe_target-{i:04d}", p))
     return assemble(

@@ -164,6 +164,7 @@ class LorareuseHFLM(RoutedMixin, HFLM):
         self.route_log: dict[tuple[str, int], str] = {}
         self._router = None
         self._chain = False
+        self._selector = None  # rescore: picks one candidate answer per request
         self._ensemble: tuple | None = None  # (experts, weights) when the outputs are mixed
         self._served = self.reuse_spec.label
         self._extra_info: dict[str, Any] = {}
@@ -208,6 +209,10 @@ class LorareuseHFLM(RoutedMixin, HFLM):
                 self._ensemble = (spec.experts, spec.weights)
             elif kind == "chain":  # ``RoutedMixin._chain_dispatch`` asks them in turn
                 self._chain = True
+            elif kind == "rescore":  # ``RoutedMixin._rescore_dispatch`` lets the rescorer pick
+                from lorareuse_plugin.reuse.rescore import Selector
+
+                self._selector = Selector(spec.params)
             else:
                 self._router = spec.method.load().request_router(spec, self._scorer_factory(spec))
         self._model.eval()

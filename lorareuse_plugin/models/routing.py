@@ -71,6 +71,8 @@ class RoutedMixin:
     def _dispatch(self, requests, call):
         if getattr(self, "_chain", False):
             return self._chain_dispatch(requests, call)
+        if getattr(self, "_selector", None) is not None:
+            return self._rescore_dispatch(requests, call)
         if self._router is None:
             for r in requests:
                 self.route_log[(r.task_name, r.doc_id)] = self._served
@@ -137,6 +139,60 @@ class RoutedMixin:
             key = (requests[i].task_name, requests[i].doc_id)
             out[i] = plans[i].answer(first_of[key], res) if generation else res
             self.route_log[key] = f"{first_expert}->{second_expert}"
+        return out
+
+    def _rescore_dispatch(self, requests, call):
+        """``rescore``: every candidate (each expert, then their delta mean) answers, the rescorer picks
+        one per document. Generation: its answer is served. Log-likelihood: each candidate's greedy
+        one-line answer to the document's context is rescored, and the picked candidate scores it."""
+        import copy
+
+        from lorareuse_plugin.data.decompose import question_of
+        from lorareuse_plugin.reuse.chain import FIRST_STEP_GEN
+        from lorareuse_plugin.reuse.rescore import candidates, label
+
+        spec = self.reuse_spec  # type: ignore[attr-defined]
+        cands = candidates(spec.experts)
+        adapters = [c[0] if len(c) == 1 else self._mixture(c, tuple(1.0 for _ in c)) for c in cands]
+        generation = bool(requests) and isinstance(requests[0].args[1], dict)
+        docs: dict[tuple, int] = {}  # one decision per document: its first request
+        for i, r in enumerate(requests):
+            docs.setdefault((r.task_name, r.doc_id), i)
+        if generation:
+            asked = requests
+        else:
+
+            def asking(r):
+                clone = copy.copy(r)
+                clone.arguments = (r.args[0], dict(FIRST_STEP_GEN))
+                return clone
+
+            asked = [asking(requests[i]) for i in docs.values()]
+        answers = []
+        for adapter in adapters:
+            with self._serving(adapter):
+                answers.append(super().generate_until(asked, disable_tqdm=True) if not generation else call(asked))  # type: ignore[misc]
+        first = list(docs.values()) if not generation else list(range(len(requests)))
+        choice: dict[tuple, int] = {}
+        for j, i in enumerate(first):
+            r = requests[i]
+            choice[(r.task_name, r.doc_id)] = self._selector.pick(question_of(r.args[0]), [a[j] for a in answers])  # type: ignore[attr-defined]
+        for (task, doc), c in choice.items():
+            self.route_log[(task, doc)] = label(cands[c])
+        stats = self._extra_info.setdefault("rescore", {"requests": 0, "candidate_generations": 0})
+        stats["requests"] += len(first)
+        stats["candidate_generations"] += len(first) * len(cands)
+        stats["rescorer_passes"] = self._selector.passes  # type: ignore[attr-defined]
+        stats["score"] = self._selector.score  # type: ignore[attr-defined]
+        if generation:
+            return [answers[choice[(r.task_name, r.doc_id)]][i] for i, r in enumerate(requests)]
+        out: list = [None] * len(requests)
+        for c, adapter in enumerate(adapters):
+            idx = [i for i, r in enumerate(requests) if choice[(r.task_name, r.doc_id)] == c]
+            if idx:
+                with self._serving(adapter):
+                    for i, res in zip(idx, call([requests[i] for i in idx]), strict=True):
+                        out[i] = res
         return out
 
     def set_cache_hook(self, cache_hook) -> None:

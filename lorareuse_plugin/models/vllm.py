@@ -52,6 +52,8 @@ MAX_MIXTURES = 64  # seq_arrow top-k mixes kept loaded on the host (LRU beyond)
 REFUSED = {
     "ensemble": "ensemble mixes every expert's next-token distribution at each step, which vLLM's one LoRA per "
     "request cannot: use --model lorareuse-hf",
+    "rescore": "rescore is served by lorareuse-hf for now (it generates with every candidate, then picks): "
+    "use --model lorareuse-hf",
     "arrow": "arrow routes per token, which vLLM cannot do (one adapter per request): use --model lorareuse-hf, "
     "or seq_arrow/oracle/random_route",
 }

@@ -30,6 +30,7 @@ CLAIMS = {
     "C2": "adding the expert trained on the target task (ac) helps: 3-expert library > 2-expert library (paired)",
     "C3": "familiarity matters: the 2-expert library scores R > F, and neither F→H nor H→R reverses (unpaired)",
     "C4": "joint training composes where reuse does not: union expert > 2-expert library (paired)",
+    "C5": "the 2-expert library's correct CoT answers are mostly faithful (faithful share > 1/2, judged by the rule)",
 }
 
 
@@ -145,6 +146,16 @@ def _familiarity_claims(by: dict, two: list[dict], threshold: float, kw: dict) -
     return out
 
 
+def _verdict_cell(r: dict | None) -> str:
+    if r is None:
+        return ""
+    if r["claim"] == "C5":  # a share of the correct answers, not a difference
+        if not r["n_correct"]:
+            return f"{r['verdict']} (no correct answer)"
+        return f"{r['verdict']} ({r['diff']:.2f} [{r['low']:.2f}, {r['high']:.2f}] of {r['n_correct']})"
+    return f"{r['verdict']} ({r['diff']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}])"
+
+
 def to_markdown(claims: list[dict], threshold: float) -> str:
     if not claims:
         return "No claim could be checked: the run has no 2-expert library on a composed gen/CoT task.\n"
@@ -161,9 +172,7 @@ def to_markdown(claims: list[dict], threshold: float) -> str:
             cells = []
             for m in methods:
                 r = next((r for r in mine if r["familiarity"] == fam and r["task"] == task and r["method"] == m), None)
-                cells.append(
-                    "" if r is None else f"{r['verdict']} ({r['diff']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}])"
-                )
+                cells.append(_verdict_cell(r))
             lines.append(f"| {fam} | {task.removeprefix('lorareuse_')} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

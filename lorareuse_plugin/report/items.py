@@ -27,6 +27,8 @@ class Items:
     in_prompt_choices: tuple[int, ...]  # how many of the doc's MC choices the prompt itself states
     n_choices: tuple[int, ...]
     routes: tuple[str | None, ...] = ()  # the adapter a router served each doc with (our backends' log)
+    questions: tuple[str, ...] = ()  # the doc's question (ours) or its prompt
+    responses: tuple[str, ...] = ()  # what the model generated ("" for a log-likelihood task)
 
     @property
     def n(self) -> int:
@@ -46,6 +48,13 @@ def gold_text(target, args: list) -> str:
     if len(args) > 1 and str(target).lstrip("-").isdigit() and 0 <= int(target) < len(args):
         return str(args[int(target)][1]).strip()
     return str(target)
+
+
+def _generated(resps) -> str:
+    """The generated text of a generation request (lm-eval logs ``[[text]]``), else ""."""
+    first = resps[0] if isinstance(resps, list) and resps else None
+    first = first[0] if isinstance(first, list) and first else first
+    return first if isinstance(first, str) else ""
 
 
 def read_items(samples: Path, metric: str, filt: str | None = None) -> Items:
@@ -78,8 +87,10 @@ def read_items(samples: Path, metric: str, filt: str | None = None) -> Items:
                 sum(_stated(c, prompt) for c in choices),
                 len(choices) or (len(args) if len(args) > 1 else 0),
                 s.get("lorareuse_expert"),
+                str(doc.get("question") or prompt),
+                _generated(s.get("resps")),
             )
         )
     rows.sort(key=lambda r: r[:6])
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 7
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 9
     return Items(*(tuple(c) for c in cols))

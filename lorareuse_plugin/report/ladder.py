@@ -3,7 +3,9 @@
 base → each expert alone → {m1, m2} averaged and routed (the "2-combination library") →
 {m1, m2, target} likewise (ours: no test fact) → {m1, m2, ac} likewise (the paper's library: ``ac``
 is trained on the test's composed facts, contaminated by design and flagged in every table) →
-union (one LoRA on both members' data) → oracle expert (all data) and oracle routing. Only experts
+union (one LoRA on both members' data) → oracle expert (all data) and oracle routing. The 2-expert
+library also gets the simple data-free baselines a practitioner tries first (``BASELINES``: the
+sum, a random router, output mixing, explicit chaining, rescoring). Only experts
 present in the library are used. Foreign adapters (no world, no members) get the plain ladder:
 base → each adapter → every method over all of them → oracle routing where ``routes`` are given.
 """
@@ -14,6 +16,8 @@ from dataclasses import dataclass, field
 
 AVERAGING = ("delta_mean", "factor_mean", "svd", "ties", "dare")
 ROUTING = ("arrow", "seq_arrow")
+BASELINES = ("task_arithmetic", "random_route", "ensemble", "chain", "rescore")
+TWO_EXPERTS_ONLY = ("chain",)  # asks the first member, then the second
 QUICK_METHODS = ("delta_mean", "factor_mean", "arrow", "seq_arrow")
 CONTAMINATED = ("ac",)  # experts trained on test facts by design: flagged wherever they appear
 
@@ -37,11 +41,21 @@ class LadderEntry:
 
 
 def ladder(
-    manifest: dict, methods: tuple[str, ...] | None = None, *, routes: str | None = None, oracle: bool = True
+    manifest: dict,
+    methods: tuple[str, ...] | None = None,
+    *,
+    routes: str | None = None,
+    oracle: bool = True,
+    three_methods: tuple[str, ...] | None = None,
 ) -> list[LadderEntry]:
-    """Our ladder. ``oracle=False`` leaves out oracle routing (tasks not ours, no ``routes``)."""
+    """Our ladder. ``oracle=False`` leaves out oracle routing (tasks not ours, no ``routes``);
+    ``three_methods`` narrows the 3-expert libraries' rows (the demo's time budget)."""
     members = tuple(manifest["data"]["members"])
     have = set(manifest["experts"])
+    from lorareuse_plugin.data.decompose import DECOMPOSERS
+
+    decomposable = manifest["data"].get("family") in DECOMPOSERS
+    two = methods or (AVERAGING + ROUTING + BASELINES)  # the 2-expert library's rows
     methods = methods or (AVERAGING + ROUTING)
     entries = [LadderEntry("base", "baseline", "base")]
     for e in (*members, "target", *CONTAMINATED):
@@ -52,7 +66,9 @@ def ladder(
     for group, experts in libraries:
         if not set(experts) <= have:
             continue
-        for m in methods:
+        for m in two if group == "library-2" else three_methods or methods:
+            if m in TWO_EXPERTS_ONLY and (len(experts) != 2 or not decomposable):
+                continue
             entries.append(LadderEntry(f"{m}[{'+'.join(experts)}]", group, m, experts))
     for e in ("union", "oracle"):
         if e in have:

@@ -330,6 +330,7 @@ def run_leaderboard(
     claims_threshold: float = DEFAULT_THRESHOLD,
     resamples: int = DEFAULT_RESAMPLES,
     apply_chat_template: bool = False,
+    three_methods: tuple[str, ...] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Run everything, write the summary files, return the summary.
@@ -393,7 +394,7 @@ def run_leaderboard(
             for seed in seeds or [world_seed(lib)]:
                 lib_s = library_for_seed(lib, seed, log) if lib.has_world else lib
                 lib_pool = pool or TaskPool(tuple(library_tasks(lib_s.manifest)), ())
-                entries = library_ladder(lib_s, lib_pool, methods, routes, log)
+                entries = library_ladder(lib_s, lib_pool, methods, routes, log, three_methods)
                 runs_dir = out / "runs" / board_label(lib_s) / f"seed{seed}"
                 rows += run_library(
                     lib_s,
@@ -443,14 +444,26 @@ def check_routes(routes: str, libs: list[Library]) -> None:
 
 
 def library_ladder(
-    lib: Library, pool: TaskPool, methods: tuple[str, ...] | None, routes: str | None, log: Callable[[str], None]
+    lib: Library,
+    pool: TaskPool,
+    methods: tuple[str, ...] | None,
+    routes: str | None,
+    log: Callable[[str], None],
+    three_methods: tuple[str, ...] | None = None,
 ) -> list[LadderEntry]:
     """Our ladder for a library of ours, the plain one for foreign adapters. Oracle routing knows our
     catalog's tasks; on any other task it needs ``routes`` and is left out (and said so) without."""
     if not lib.has_world:
         entries = foreign_ladder(lib.expert_names, methods, routes)
     else:
-        entries = ladder(lib.manifest, methods, routes=routes, oracle=not pool.others or bool(routes))
+        oracle = not pool.others or bool(routes)
+        entries = ladder(lib.manifest, methods, routes=routes, oracle=oracle, three_methods=three_methods)
+    if methods is None and any(e.method == "rescore" for e in entries):
+        from lorareuse_plugin.rescore.model import default_rescorer
+
+        if default_rescorer() is None:
+            entries = [e for e in entries if e.method != "rescore"]
+            log(f"{lib.label}: no rescore row: no rescorer is built (`lorareuse rescorer build`, ~2 min)")
     if pool.others and not routes:
         log(
             f"{lib.label}: no oracle-routing row: task(s) {', '.join(pool.others)} are not ours; "
@@ -479,9 +492,12 @@ def write_summary(
     seeds: list[int] | None = None,
     claims_threshold: float = DEFAULT_THRESHOLD,
     resamples: int = DEFAULT_RESAMPLES,
+    rescorer: Path | None = None,
 ) -> dict:
     """Cells, gaps, paired comparisons and claims from the rows; every file replaced atomically.
-    Also called on several leaderboards' rows at once (the demo), so that C3 sees F, H and R."""
+    Also called on several leaderboards' rows at once (the demo), so that C3 sees F, H and R.
+    ``rescorer``: a built rescorer's dir (default: the default one when built) judges faithfulness
+    beside the rule."""
     from lorareuse_plugin.report import comparisons as cmp
     from lorareuse_plugin.report.claims import check_claims
     from lorareuse_plugin.report.claims import to_markdown as claims_markdown
@@ -490,7 +506,11 @@ def write_summary(
     gap_rows = gaps(cells)
     paired = cmp.comparisons(rows, cells, resamples=resamples)
     claims = check_claims(rows, cells, threshold=claims_threshold, resamples=resamples)
-    from lorareuse_plugin.report import routing
+    from lorareuse_plugin.report import faithfulness, routing
+
+    judges, caption = faithfulness.judges(rescorer)
+    faithful = faithfulness.faithfulness(rows, judges)
+    claims += faithfulness.c5_claims(faithful)
 
     routers = routing.router_accuracy(rows)
     summary = {
@@ -504,11 +524,14 @@ def write_summary(
         "paired": paired,
         "claims": claims,
         "router_accuracy": routers,
+        "faithfulness": faithful,
     }
     write_bytes_atomic(out / "leaderboard.csv", to_csv(cells, gap_rows).encode())
     markdown = to_markdown(cells, gap_rows) + "\n" + cmp.to_markdown(paired)
     if routers:
         markdown += "\n" + routing.to_markdown(routers)
+    if faithful:
+        markdown += "\n" + faithfulness.to_markdown(faithful, caption)
     write_bytes_atomic(out / "leaderboard.md", markdown.encode())
     claims_md = claims_markdown(claims, claims_threshold)
     write_bytes_atomic(out / "claims.md", claims_md.encode())

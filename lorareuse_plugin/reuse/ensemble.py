@@ -42,20 +42,39 @@ def mixture_logprobs(model, experts, weights, input_ids, attention_mask=None, po
 
 def greedy(model, experts, weights, context, max_length: int, criteria, eos_id, pad_id, attention_mask=None):
     """Greedy decoding on the mixture, left-padded batch in, ``context + generated`` out (as HF's
-    ``generate`` returns it). No KV cache: each step re-reads the sequence (short answers, small models)."""
+    ``generate`` returns it). Each expert keeps its own KV cache: after the prompt, a step costs one
+    one-token forward pass per expert."""
     import torch
 
     ids = context
     mask = attention_mask if attention_mask is not None else torch.ones_like(ids)
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
-    while ids.shape[1] < max_length:
-        positions = (mask.long().cumsum(-1) - 1).clamp_min(0)
-        nxt = mixture_logprobs(model, experts, weights, ids, mask, positions)[:, -1].argmax(-1)
-        nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
-        ids = torch.cat([ids, nxt[:, None]], dim=1)
-        mask = torch.cat([mask, torch.ones_like(nxt[:, None])], dim=1)
-        if eos_id is not None:
-            done |= nxt == eos_id
-        if bool(done.all()) or bool(torch.as_tensor(criteria(ids, None)).all()):
-            break
+    caches: list = [None] * len(experts)
+    step_ids = ids
+    norm = sum(weights)
+    with torch.no_grad():
+        while ids.shape[1] < max_length:
+            positions = (mask.long().cumsum(-1) - 1).clamp_min(0)[:, -step_ids.shape[1] :]
+            total = None
+            for k, (expert, w) in enumerate(zip(experts, weights, strict=True)):
+                model.set_adapter(expert)
+                out = model(
+                    input_ids=step_ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    past_key_values=caches[k],
+                    use_cache=True,
+                )
+                caches[k] = out.past_key_values
+                p = (w / norm) * torch.softmax(out.logits[:, -1].float(), dim=-1)
+                total = p if total is None else total + p
+            nxt = total.argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
+            ids = torch.cat([ids, nxt[:, None]], dim=1)
+            mask = torch.cat([mask, torch.ones_like(nxt[:, None])], dim=1)
+            step_ids = nxt[:, None]
+            if eos_id is not None:
+                done |= nxt == eos_id
+            if bool(done.all()) or bool(torch.as_tensor(criteria(ids, None)).all()):
+                break
     return ids

@@ -13,13 +13,13 @@ from types import ModuleType
 from lorareuse_plugin.errors import ConfigError
 
 # kinds whose experts are served apart, never as one merged adapter: what each is called in messages
-SERVED_APART = {"route": "routing", "chain": "chaining", "ensemble": "output-mixing"}
+SERVED_APART = {"route": "routing", "chain": "chaining", "ensemble": "output-mixing", "rescore": "rescoring"}
 
 
 @dataclass(frozen=True)
 class MethodInfo:
     name: str
-    kind: str  # "average" (writes a PEFT adapter) | "route" | "chain" (asks the experts in turn) | "baseline"
+    kind: str  # "average" (writes a PEFT adapter) | "route" | "chain" | "ensemble" | "rescore" | "baseline"
     module: str
     summary: str
     backends: tuple[str, ...] = ("hf", "vllm")
@@ -80,6 +80,9 @@ METHODS: dict[str, MethodInfo] = {
         MethodInfo("seq_arrow", "route", _P + "seq_arrow", "one expert (or top-k mix) per request"),
         MethodInfo("ensemble", "ensemble", _P + "ensemble", "mean of the experts' next-token distributions", ("hf",)),
         MethodInfo("chain", "chain", _P + "chain", "ask member 1 its question, its answer into member 2's"),
+        MethodInfo(
+            "rescore", "rescore", _P + "rescore", "the rescorer picks one expert's (or the mean's) answer", ("hf",)
+        ),
         MethodInfo("random_route", "route", _P + "random_route", "a seeded uniform random expert per request"),
         MethodInfo("oracle", "route", _P + "oracle", "route by task name to the expert trained for it"),
     )

@@ -77,6 +77,26 @@ def test_ladder_has_the_whole_baseline_ladder(tiny_library):
     for m in ("delta_mean", "factor_mean", "svd", "ties", "dare", "arrow", "seq_arrow"):
         assert f"{m}[hop1+hop2]" in labels and f"{m}[hop1+hop2+target]" in labels
     assert labels[-3:] == ["expert:union", "expert:oracle", "oracle-routing[hop1+hop2+target]"]
+    # the simple baselines on the 2-expert library; chain needs exactly two members
+    for m in ("task_arithmetic", "random_route", "ensemble", "chain", "rescore"):
+        assert f"{m}[hop1+hop2]" in labels and f"{m}[hop1+hop2+target]" not in labels
+    assert [e.label for e in ladder(load_library(tiny_library).manifest, ("chain", "ensemble"))].count(
+        "chain[hop1+hop2+target]"
+    ) == 0
+
+
+def test_the_ladder_leaves_out_rescore_in_one_line_when_no_rescorer_is_built(tiny_library, tmp_path, monkeypatch):
+    from lorareuse_plugin.library.manifest import load_library
+    from lorareuse_plugin.report.leaderboard import library_ladder
+    from lorareuse_plugin.report.taskpool import TaskPool
+    from lorareuse_plugin.rescore.model import default_rescorer
+
+    monkeypatch.setenv("LORAREUSE_CACHE", str(tmp_path))  # an empty cache: no default build
+    assert default_rescorer() is None
+    said = []
+    entries = library_ladder(load_library(tiny_library), TaskPool(("lorareuse_twohop_f",), ()), None, None, said.append)
+    assert "rescore" not in {e.method for e in entries} and "chain" in {e.method for e in entries}
+    assert said == ["tiny_twohop_f: no rescore row: no rescorer is built (`lorareuse rescorer build`, ~2 min)"]
 
 
 @pytest.mark.parametrize(
