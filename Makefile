@@ -37,7 +37,7 @@ demo: $(CORE)  ## the whole pipeline on the embedded default; prints the leaderb
 demo-smollm2: $(CORE)  ## the demo on SmolLM2-135M-Instruct from PyPI: trains two libraries (~1 h on 2 cores)
 	$(BIN)/lorareuse demo --base smollm2
 
-bench: $(VLLM)  ## P1-P6 side by side; updates bench/RESULTS.md (not part of the tests)
+bench: $(VLLM)  ## P1-P7 side by side; updates bench/RESULTS.md (not part of the tests)
 	$(BIN)/python bench/run.py
 
 lint: $(CORE)
