@@ -1013,7 +1013,7 @@ HF_CASES = [
     Case(
         "hf-rescore-unknown-score",
         "score='bleu' is unknown",
-        "use one of auto, nsp, head, rule",
+        "use one of auto, pll, nsp, head, rule",
         kwargs={"method": "rescore", "score": "bleu"},
     ),
     Case(

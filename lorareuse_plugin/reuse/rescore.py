@@ -17,13 +17,13 @@ from pathlib import Path
 from lorareuse_plugin.errors import ConfigError
 
 MEAN = "delta_mean"  # the averaged candidate
-SCORES = ("auto", "nsp", "head", "rule")
+SCORES = ("auto", "pll", "nsp", "head", "rule")
 
 
 @dataclass(frozen=True)
 class Params:
     rescorer: str = field(default="", metadata={"help": "a built rescorer dir (default: the default build)"})
-    score: str = field(default="auto", metadata={"help": "auto (the build's best) | nsp | head | rule"})
+    score: str = field(default="auto", metadata={"help": "auto (the build's best) | pll | nsp | head | rule"})
 
     def validate(self, method: str) -> None:
         if self.score not in SCORES:
