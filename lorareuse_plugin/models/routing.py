@@ -8,6 +8,24 @@ from collections import Counter, defaultdict
 from typing import Any
 
 
+def _asking(request, args):
+    """A copy of an lm-eval request with other arguments (a new context or generation settings)."""
+    import copy
+
+    clone = copy.copy(request)
+    clone.arguments = args
+    return clone
+
+
+def _first_of_each_doc(requests, indices=None) -> dict[tuple, int]:
+    """(task, doc) -> the index of its first request among ``indices`` (default: all): one decision per
+    document, as a multiple-choice document has a request per choice."""
+    first: dict[tuple, int] = {}
+    for i in range(len(requests)) if indices is None else indices:
+        first.setdefault((requests[i].task_name, requests[i].doc_id), i)
+    return first
+
+
 class RoutedMixin:
     """Backends set ``BACKEND``, ``reuse_spec``, ``route_log = {}``, ``_extra_info`` and ``_router``
     (None when one adapter serves everything, labelled ``_served``; else the routing method's
@@ -93,20 +111,12 @@ class RoutedMixin:
         """``chain``: a member's own question to that member; a composed one in two steps — the first
         expert's greedy one-line answer, then ``call`` (generation or log-likelihood) on the second
         expert with that answer in the second question. One first step per document."""
-        import copy
-
         from lorareuse_plugin.reuse.chain import FIRST_STEP_GEN, plan
 
         spec = self.reuse_spec  # type: ignore[attr-defined]
         family = spec.library.manifest["data"]["family"]
         first_expert, second_expert = spec.experts
         generation = bool(requests) and isinstance(requests[0].args[1], dict)
-
-        def asking(r, args):
-            clone = copy.copy(r)
-            clone.arguments = args
-            return clone
-
         plans = [plan(family, r.args[0], r.task_name or "") for r in requests]
         out: list[Any] = [None] * len(requests)
         for member, expert in enumerate(spec.experts):
@@ -120,19 +130,17 @@ class RoutedMixin:
         chained = [i for i, p in enumerate(plans) if p.member is None]
         if not chained:
             return out
-        docs = {}  # one first step per document (a multiple-choice document has a request per choice)
-        for i in chained:
-            docs.setdefault((requests[i].task_name, requests[i].doc_id), i)
+        docs = _first_of_each_doc(requests, chained)  # one first step per document
         with self._serving(first_expert):
             firsts = super().generate_until(  # type: ignore[misc]  # the backend's own lm-eval generation
-                [asking(requests[i], (plans[i].first_context(), dict(FIRST_STEP_GEN))) for i in docs.values()],
+                [_asking(requests[i], (plans[i].first_context(), dict(FIRST_STEP_GEN))) for i in docs.values()],
                 disable_tqdm=True,
             )
         first_of = {doc: a for doc, a in zip(docs, firsts, strict=True)}
         second = []
         for i in chained:
             a1 = first_of[(requests[i].task_name, requests[i].doc_id)]
-            second.append(asking(requests[i], (plans[i].second_context(a1), *requests[i].args[1:])))
+            second.append(_asking(requests[i], (plans[i].second_context(a1), *requests[i].args[1:])))
         with self._serving(second_expert):
             results = call(second)
         for i, res in zip(chained, results, strict=True):
@@ -145,8 +153,6 @@ class RoutedMixin:
         """``rescore``: every candidate (each expert, then their delta mean) answers, the rescorer picks
         one per document. Generation: its answer is served. Log-likelihood: each candidate's greedy
         one-line answer to the document's context is rescored, and the picked candidate scores it."""
-        import copy
-
         from lorareuse_plugin.data.decompose import question_of
         from lorareuse_plugin.reuse.chain import FIRST_STEP_GEN
         from lorareuse_plugin.reuse.rescore import candidates, label
@@ -155,19 +161,11 @@ class RoutedMixin:
         cands = candidates(spec.experts)
         adapters = [c[0] if len(c) == 1 else self._mixture(c, tuple(1.0 for _ in c)) for c in cands]
         generation = bool(requests) and isinstance(requests[0].args[1], dict)
-        docs: dict[tuple, int] = {}  # one decision per document: its first request
-        for i, r in enumerate(requests):
-            docs.setdefault((r.task_name, r.doc_id), i)
+        docs = _first_of_each_doc(requests)  # one decision per document: its first request
         if generation:
             asked = requests
         else:
-
-            def asking(r):
-                clone = copy.copy(r)
-                clone.arguments = (r.args[0], dict(FIRST_STEP_GEN))
-                return clone
-
-            asked = [asking(requests[i]) for i in docs.values()]
+            asked = [_asking(requests[i], (requests[i].args[0], dict(FIRST_STEP_GEN))) for i in docs.values()]
         answers = []
         for adapter in adapters:
             with self._serving(adapter):

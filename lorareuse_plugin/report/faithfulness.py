@@ -30,9 +30,9 @@ Judge = Callable[[Sequence[str], Sequence[str]], list[bool]]
 
 
 def rule_judge(questions: Sequence[str], responses: Sequence[str]) -> list[bool]:
-    from lorareuse_plugin.rescore.rule import check
+    from lorareuse_plugin.rescore.rule import judge
 
-    return [bool((v := check(q, r)) and v.faithful) for q, r in zip(questions, responses, strict=True)]
+    return judge(questions, responses)
 
 
 def rescorer_judge(rescorer, score: str) -> Judge:

@@ -1,9 +1,10 @@
 """The light rescorer: a ≤ 4-layer BERT pretrained from scratch (MLM + next sentence) on chains of
 background entities, judging whether a chain of thought is faithful.
 
-Two scores, both reported: **nsp** needs no task fine-tuning (the seed's setting) — every sentence of
-the chain must be the *next sentence* of the question and the sentences before it, and the chain's
-score is the smallest of those probabilities; **head** is a small classification head fine-tuned on
+Three scores, all reported: **pll** and **nsp** need no task fine-tuning (the seed's setting) — pll:
+every named word of the chain, masked whole, must be predictable from the rest; nsp: every sentence of
+the chain must be the *next sentence* of the question and the sentences before it; a chain's score is
+the smallest of those probabilities — and **head**, a small classification head fine-tuned on
 synthetic faithful/unfaithful chains of background entities. The pretraining negatives are the
 standard BERT ones: a random sentence of the corpus (here: the same sentence of another chain of the
 same family), so telling them apart *is* checking subject, bridge and conclusion.
@@ -13,6 +14,7 @@ Built once per configuration and cached like the base, by a hash of its recipe a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -65,6 +67,7 @@ def corpus_chains(cfg: RescorerConfig) -> list[Chain]:
     return background_chains("pretrain", cfg.chains, cfg.seed)
 
 
+@functools.cache  # the corpus is a pure function of cfg; the key is asked for at every lookup
 def rescorer_key(cfg: RescorerConfig) -> str:
     corpus = hashlib.sha256("\n".join(c.question + " " + c.text for c in corpus_chains(cfg)).encode()).hexdigest()
     blob = json.dumps({"v": RESCORER_VERSION, "cfg": asdict(cfg), "corpus": corpus}, sort_keys=True)
@@ -210,12 +213,12 @@ def pretrain(cfg: RescorerConfig, progress: bool = True):
 
 def train_head(cfg: RescorerConfig, tok, pretrained, progress: bool = True):
     """A faithful/unfaithful classification head on the pretrained encoder (fine-tuned together)."""
+    import copy
+
     import torch
     from transformers import BertForSequenceClassification
 
     torch.manual_seed(cfg.seed)
-    import copy
-
     config = copy.deepcopy(pretrained.config)
     config.num_labels = 2
     model = BertForSequenceClassification(config)
@@ -274,11 +277,10 @@ class Rescorer:
             return self._faithful(questions, responses, scorer)
 
     def _faithful(self, questions: Sequence[str], responses: Sequence[str], scorer: str) -> list[float]:
-        from lorareuse_plugin.rescore.rule import check, sentences
+        from lorareuse_plugin.rescore.rule import judge, sentences
 
         if scorer == "rule":
-            verdicts = [check(q, r) for q, r in zip(questions, responses, strict=True)]
-            return [float(bool(v and v.faithful)) for v in verdicts]
+            return [float(f) for f in judge(questions, responses)]
         chains = [Chain("", q, tuple(sentences(r))) for q, r in zip(questions, responses, strict=True)]
         if scorer == "head":
             return self._batched([(c.question, c.text) for c in chains], self._head_prob)

@@ -11,7 +11,7 @@ light rescorer (``rescore.model``) must beat this simple baseline to be worth it
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lorareuse_plugin.data import formats as fmt
@@ -151,3 +151,8 @@ def check(question: str, response: str) -> Verdict | None:
         if verdict is not None:
             return verdict
     return None
+
+
+def judge(questions: Sequence[str], responses: Sequence[str]) -> list[bool]:
+    """``check`` over many answers: faithful or not (no verdict counts as not faithful)."""
+    return [bool((v := check(q, r)) and v.faithful) for q, r in zip(questions, responses, strict=True)]
