@@ -100,6 +100,24 @@ def _cmd_rescorer_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rescorer_study(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.rescore.study import run_study
+
+    seeds = tuple(range(args.seeds))
+    if not seeds:
+        raise LorareuseError(f"--seeds {args.seeds}: use 1 or more")
+    print(run_study(seeds))
+    return 0
+
+
+def _cmd_theory(args: argparse.Namespace) -> int:
+    from lorareuse_plugin.theory.run import run_theory
+
+    run_theory(Path(args.out), seed=args.seed, trials=args.trials, bridges=tuple(args.bridge), base=args.base)
+    print(f"wrote {Path(args.out) / 'theory.json'} and {Path(args.out) / 'theory.png'}")
+    return 0
+
+
 def _cmd_base_import(args: argparse.Namespace) -> int:
     from lorareuse_plugin.base.importer import import_gguf
 
@@ -334,6 +352,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - exec does not return
 
 
+THEORY_LINE = "why summed one-hop edits do not answer a two-hop question"
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from lorareuse_plugin.demo import run_demo
 
@@ -353,6 +374,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
     for png in result["pngs"]:
         print(f"plot: {png}")
+    print(f'next: `lorareuse theory` runs the paper\'s one-layer toy ({THEORY_LINE}; ~1 min, README "Theory")')
     return 0
 
 
@@ -412,6 +434,23 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--force", action="store_true", help="rebuild even if a cached build exists")
     rb.add_argument("--out", default=None, help="dir (default: $LORAREUSE_CACHE/rescorer/L<layers>-<hash>)")
     rb.set_defaults(handler=_cmd_rescorer_build)
+    rst = rs_sub.add_parser("study", help="depth 2/4/6, dropout 0/0.1, MLM only: one build per cell (cached)")
+    rst.add_argument("--seeds", type=int, default=1, help="seeds per cell, 0..N-1 (default 1; ~3 min per build)")
+    rst.set_defaults(handler=_cmd_rescorer_study)
+
+    th = sub.add_parser("theory", help="the paper's one-layer toy: Prop. 1 checked, Thm. 2 measured (~1 min)")
+    th.add_argument("--out", default="runs/theory", help="writes theory.json and theory.png (default runs/theory)")
+    th.add_argument("--seed", type=int, default=0, help="seed of the random toys (non-negative, default 0)")
+    th.add_argument("--trials", type=int, default=1000, help="random toys (default 1000)")
+    th.add_argument(
+        "--bridge",
+        action="append",
+        default=[],
+        metavar="LIBRARY",
+        help="also measure the mechanism in this twohop library's base and experts (repeatable)",
+    )
+    th.add_argument("--base", default=None, help="the bridge libraries' base when they record none")
+    th.set_defaults(handler=_cmd_theory)
 
     fa = sub.add_parser("familiarity", help="which real facts of our tables a base knows (greedy + MC probes)")
     fa.add_argument("--base", required=True, help="default | test | smollm2 | model dir | HF id")

@@ -244,6 +244,16 @@ def _not_gguf(tmp: Path) -> str:
 
 
 CLI_CASES = [
+    # -- the theory toy
+    Case(
+        "theory-trials-zero",
+        "--trials 0: use 1 or more",
+        "each trial is one random toy",
+        ("theory", "--trials", "0", "--out", "{out}"),
+    ),
+    Case(
+        "theory-negative-seed", "--seed -1", "use a non-negative integer", ("theory", "--seed", "-1", "--out", "{out}")
+    ),
     # -- real bases: base import / base fetch
     Case(
         "base-hub-id-offline",

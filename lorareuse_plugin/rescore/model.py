@@ -97,6 +97,17 @@ def _tokenizer(texts: Sequence[str], vocab: int):
     return BertTokenizerFast(tokenizer_object=tok, do_lower_case=False, model_max_length=MAX_TOKENS)
 
 
+def load_tokenizer(path: Path):
+    """The saved tokenizer exactly as trained. ``BertTokenizerFast.from_pretrained`` rebuilds the
+    pipeline from the vocabulary and drops the digit splitting: every number of two or more digits
+    then reads as ``[UNK]`` (the shipped rescorer judged arithmetic blind until this)."""
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast.from_pretrained(
+        path, model_input_names=["input_ids", "token_type_ids", "attention_mask"], model_max_length=MAX_TOKENS
+    )
+
+
 def _pairs(chains: list[Chain], r: random.Random) -> list[tuple[str, str, int]]:
     """(before, sentence, 0 = is next / 1 = not next): every sentence once as itself and once
     replaced — half the time by any sentence of the corpus (BERT's negatives: mostly another kind of
@@ -252,7 +263,7 @@ class Rescorer:
 
     @classmethod
     def load(cls, path: Path) -> Rescorer:
-        from transformers import BertForPreTraining, BertForSequenceClassification, BertTokenizerFast
+        from transformers import BertForPreTraining, BertForSequenceClassification
 
         path = Path(path)
         info = read_info(path)
@@ -261,7 +272,7 @@ class Rescorer:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        tok = BertTokenizerFast.from_pretrained(path / "pretrained")
+        tok = load_tokenizer(path / "pretrained")
         return cls(
             path,
             tok,

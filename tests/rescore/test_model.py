@@ -6,6 +6,7 @@ from lorareuse_plugin.rescore.model import (
     RescorerConfig,
     build_rescorer,
     default_rescorer,
+    load_tokenizer,
     read_info,
     rescorer_key,
 )
@@ -37,3 +38,10 @@ def test_the_default_build_comes_from_the_shipped_copy_and_scores_chains(tmp_pat
         probs = r.faithful([Q, Q, Q], [FAITHFUL, BRIDGE_CHANGED, ""], score)
         assert all(0.0 <= p <= 1.0 for p in probs)
     assert r.faithful([Q], [""], "nsp") == [0.0]  # no chain at all: not faithful
+
+
+def test_the_loaded_tokenizer_splits_numbers_as_it_did_in_training():
+    """Loading through BertTokenizerFast dropped the digit splitting: 48 read as [UNK]."""
+    tok = load_tokenizer(SHIPPED / "pretrained")
+    assert tok.tokenize("4 * 12 = 48.") == ["4", "*", "1", "2", "=", "4", "8", "."]
+    assert "token_type_ids" in tok("a", "b")
