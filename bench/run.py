@@ -26,6 +26,7 @@ SCRIPTS = (
     "p3_scale",
     "p6_vllm",
     "p7_baselines",
+    "p8_library_size",
 )  # P5 first: it times a cold demo
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 

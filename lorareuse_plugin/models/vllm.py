@@ -17,10 +17,8 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata as _md
 import os
+from collections.abc import Iterator
 from typing import Any
-
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process engine: no spawn, no extra memory
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 _orig_version = _md.version
 
@@ -35,11 +33,21 @@ def _version(name: str) -> str:
     return _orig_version(name)
 
 
-_md.version = _version
+@contextlib.contextmanager
+def _version_shim() -> Iterator[None]:
+    """The shim only while lm-eval's vLLM module is imported (it checks the version at import);
+    afterwards only that module sees it — ``importlib.metadata.version`` stays the original."""
+    _md.version = _version
+    try:
+        yield
+    finally:
+        _md.version = _orig_version
 
-from lm_eval.api.registry import register_model  # noqa: E402
-from lm_eval.models import vllm_causallms  # noqa: E402
-from lm_eval.models.vllm_causallms import VLLM  # noqa: E402
+
+with _version_shim():
+    from lm_eval.api.registry import register_model
+    from lm_eval.models import vllm_causallms
+    from lm_eval.models.vllm_causallms import VLLM
 
 from lorareuse_plugin.errors import ConfigError  # noqa: E402
 from lorareuse_plugin.models.hf import resolve_spec  # noqa: E402
@@ -47,7 +55,46 @@ from lorareuse_plugin.models.routing import RoutedMixin  # noqa: E402
 from lorareuse_plugin.models.vllm_limits import engine_rank  # noqa: E402
 from lorareuse_plugin.reuse.spec import ReuseSpec  # noqa: E402
 
-vllm_causallms.version = _version
+vllm_causallms.version = _version  # lm-eval's later checks (generation, LoRA) read its own name
+# vLLM settings this backend changes on the CPU platform only (set in the model's constructor)
+CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
+
+
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+def engine_defaults(kwargs: dict[str, Any], on_cpu: bool) -> dict[str, Any]:
+    """Platform defaults under the user's own settings: eager mode (no CUDA graphs) and the
+    in-process engine only on the CPU platform, where graphs do not exist and a spawned engine
+    costs memory; on a GPU vLLM's own defaults stand."""
+    out = dict(kwargs)
+    if on_cpu:
+        out.setdefault("enforce_eager", True)
+        for key, value in CPU_ENV.items():
+            os.environ.setdefault(key, value)
+    return out
+
+
+def scorer_reserve(pretrained: Any, total_bytes: int, dtype_bytes: int) -> float:
+    """The share of the GPU that seq_arrow's HF copy of the base takes (its weight files, scaled to
+    the serving dtype), to leave out of ``gpu_memory_utilization``; 0 when it cannot be known
+    (a hub id: then one log line says so)."""
+    from pathlib import Path
+
+    path = Path(str(pretrained))
+    files = [*path.glob("*.safetensors"), *path.glob("*.bin")] if path.is_dir() else []
+    if not files or total_bytes <= 0:
+        return 0.0
+    stored = sum(f.stat().st_size for f in files)
+    import json
+
+    cfg = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
+    stored_dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "float32")
+    stored_bytes = 4 if "32" in stored_dtype else 2
+    return stored * dtype_bytes / stored_bytes / total_bytes
 MAX_MIXTURES = 64  # seq_arrow top-k mixes kept loaded on the host (LRU beyond)
 REFUSED = {
     "ensemble": "ensemble mixes every expert's next-token distribution at each step, which vLLM's one LoRA per "
@@ -113,7 +160,10 @@ class LorareuseVLLM(RoutedMixin, VLLM):
                 "max_cpu_loras": len(self._adapters) + (MAX_MIXTURES if name == "seq_arrow" else 1),
                 "lora_target_modules": targets,
             }
-        kwargs.setdefault("enforce_eager", True)
+        on_cpu = _on_cpu()
+        kwargs = engine_defaults(kwargs, on_cpu)
+        if name == "seq_arrow" and not on_cpu:
+            kwargs = self._leave_room_for_scorer(kwargs, pretrained)
         _bind_cpu_workers(int(kwargs.get("tensor_parallel_size", 1)))
         from lorareuse_plugin.models.adapter_check import check_wanted
 
@@ -128,7 +178,7 @@ class LorareuseVLLM(RoutedMixin, VLLM):
         self.route_log = {}
         self._served = spec.label
         make_router = getattr(spec.method.load(), "request_router", None) if spec.method.kind == "route" else None
-        self._router = make_router(spec, lambda: self._base_scorer(spec, pretrained)) if make_router else None
+        self._router = make_router(spec, lambda: self._base_scorer(spec, pretrained, kwargs)) if make_router else None
         self._per_request: dict[tuple[int, ...], Any] | None = None
         self._extra_info: dict[str, Any] = {"adapters": {n: str(p) for n, p in self._adapters.items()}}
         if self._lora and check:
@@ -203,17 +253,50 @@ class LorareuseVLLM(RoutedMixin, VLLM):
 
         return read_adapter_info(path.name, path).rank
 
-    @staticmethod
-    def _base_scorer(spec: ReuseSpec, pretrained: Any):
-        """seq_arrow needs each module's input on the base model: an HF copy of the base scores prompts."""
+    def _serving_dtype(self):
+        """The dtype vLLM serves the model in (float32 where no engine runs in this process)."""
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        config = getattr(getattr(getattr(self, "model", None), "llm_engine", None), "model_config", None)
+        return getattr(config, "dtype", None) or torch.float32
+
+    def _base_scorer(self, spec: ReuseSpec, pretrained: Any, kwargs: dict[str, Any]):
+        """seq_arrow needs each module's input on the base model: an HF copy of the base scores
+        prompts — on the engine's device, in its dtype, with its tokenizer, revision and
+        trust_remote_code."""
+        import torch
+        from transformers import AutoModelForCausalLM
 
         from lorareuse_plugin.reuse.seq_arrow import SeqArrowScorer
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = AutoModelForCausalLM.from_pretrained(pretrained, dtype=torch.float32).to(device).eval()
-        return SeqArrowScorer(spec, model, AutoTokenizer.from_pretrained(pretrained))
+        model = AutoModelForCausalLM.from_pretrained(
+            pretrained,
+            dtype=self._serving_dtype(),
+            revision=kwargs.get("revision"),
+            trust_remote_code=bool(kwargs.get("trust_remote_code", False)),
+        )
+        return SeqArrowScorer(spec, model.to(device).eval(), self.tokenizer)
+
+    @staticmethod
+    def _leave_room_for_scorer(kwargs: dict[str, Any], pretrained: Any) -> dict[str, Any]:
+        """On a GPU, take seq_arrow's scorer out of vLLM's memory share before the engine reserves it."""
+        import torch
+
+        if not torch.cuda.is_available():
+            return kwargs
+        itemsize = 4 if str(kwargs.get("dtype", "auto")) in ("float32", "float") else 2
+        share = scorer_reserve(pretrained, torch.cuda.get_device_properties(0).total_memory, itemsize)
+        if share == 0.0:
+            from lm_eval.utils import eval_logger
+
+            eval_logger.warning(
+                "seq_arrow: cannot size the scorer's copy of a hub base; lower gpu_memory_utilization if it runs short"
+            )
+            return kwargs
+        out = dict(kwargs)
+        out["gpu_memory_utilization"] = float(kwargs.get("gpu_memory_utilization", 0.9)) - share
+        return out
 
     def _load_mixture(self, name: str, path) -> None:
         from vllm.lora.request import LoRARequest

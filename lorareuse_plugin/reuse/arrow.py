@@ -1,11 +1,13 @@
-"""``arrow``: per-token, per-layer routing (Ostapenko et al. 2024) through PEFT's Arrow.
+"""``arrow``: per-token, per-layer routing (Ostapenko et al. 2024).
 
 Every LoRA layer scores each token against each expert's prototype (|x·v|), keeps the top-k and
-mixes their outputs with softmax(score/temperature). Built with ``peft.create_arrow_model``,
-seeded, with its power-iteration prototypes replaced by exact SVD ones. HF only: vLLM applies one
-adapter per request.
+mixes their outputs with softmax(score/temperature). Prototypes are exact (SVD of the factors).
+Two implementations of one computation: ``arrow_impl=fused`` (default, ``reuse/arrow_fused.py``:
+factors stacked once, one projection into every expert's rank, no per-expert outputs) and
+``arrow_impl=peft`` (``peft.create_arrow_model``, seeded, its power-iteration prototypes replaced by
+the exact ones) for comparison. HF only: vLLM applies one adapter per request.
 
-PEFT's Arrow needs every expert at one rank on the same modules. Experts that differ (foreign
+PEFT's Arrow (``arrow_impl=peft``) needs every expert at one rank on the same modules. Experts that differ (foreign
 LoRAs often do) are served from plain copies padded with zeros — the same ΔW exactly — and an
 expert that does not adapt a module gets a zero prototype there: it scores 0 (|x·0|), so top-1
 routing picks an expert that adapts the module; with top_k ≥ 2 it can take a softmax share and
@@ -16,18 +18,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lorareuse_plugin.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Params:
     top_k: int = field(default=1, metadata={"help": "experts per token (1..#experts)"})
     temperature: float = field(default=1.0, metadata={"help": "router softmax temperature"})
-    seed: int = field(default=0, metadata={"help": "PEFT router seed"})
+    seed: int = field(default=0, metadata={"help": "PEFT router seed (arrow_impl=peft)"})
+    arrow_impl: str = field(default="fused", metadata={"help": "fused (ours, default) | peft (PEFT's Arrow layers)"})
+
+
+IMPLS = ("fused", "peft")
 
 
 def check_spec(spec) -> None:
     from lorareuse_plugin.reuse.seq_arrow import check_spec as check_top_k
 
     check_top_k(spec)
+    if spec.params.arrow_impl not in IMPLS:
+        raise ConfigError(f"arrow: arrow_impl={spec.params.arrow_impl!r} is unknown: use one of {', '.join(IMPLS)}")
 
 
 def _uniform(spec) -> bool:
@@ -85,6 +95,21 @@ def _prototype(a, b):
 
 
 def build(base_model, spec):
+    """``base_model`` routing per token over the chosen experts (``arrow_impl`` picks how)."""
+    if spec.params.arrow_impl == "peft":
+        return build_peft(base_model, spec)
+    from lorareuse_plugin.reuse.arrow_fused import attach, fused_layers
+    from lorareuse_plugin.reuse.lora_io import read_experts
+
+    p = next(base_model.parameters())
+    layers = fused_layers(
+        read_experts(spec.library, spec.experts), spec.params.top_k, spec.params.temperature, p.dtype, p.device
+    )
+    base_model._lorareuse_arrow_hooks = attach(base_model, layers)  # the handles: removable
+    return base_model
+
+
+def build_peft(base_model, spec):
     """Wrap ``base_model`` in PEFT's Arrow model over the chosen experts, with exact prototypes."""
     import torch
     from peft import ArrowConfig, create_arrow_model
