@@ -95,6 +95,8 @@ def scorer_reserve(pretrained: Any, total_bytes: int, dtype_bytes: int) -> float
     stored_dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "float32")
     stored_bytes = 4 if "32" in stored_dtype else 2
     return stored * dtype_bytes / stored_bytes / total_bytes
+
+
 MAX_MIXTURES = 64  # seq_arrow top-k mixes kept loaded on the host (LRU beyond)
 REFUSED = {
     "ensemble": "ensemble mixes every expert's next-token distribution at each step, which vLLM's one LoRA per "

@@ -23,7 +23,7 @@ from lorareuse_plugin.library.manifest import load_library
 from lorareuse_plugin.library.source import Library, open_library
 from lorareuse_plugin.report.claims import DEFAULT_THRESHOLD, check_threshold
 from lorareuse_plugin.report.ladder import LadderEntry, foreign_ladder, ladder
-from lorareuse_plugin.report.quiet import each_warning_once, quiet_git_hash, without_progress_bars
+from lorareuse_plugin.report.quiet import each_warning_once, env_info_once, quiet_git_hash, without_progress_bars
 from lorareuse_plugin.report.tables import aggregate, gaps, to_csv, to_markdown
 from lorareuse_plugin.report.taskpool import TaskInfo, TaskPool, resolve_tasks, task_info
 from lorareuse_plugin.stats.intervals import DEFAULT_RESAMPLES, MIN_RESAMPLES
@@ -389,7 +389,7 @@ def run_leaderboard(
     rows: list[dict] = []
     base_cache: dict = {}
     # lm-eval repeats itself on every run of a ladder
-    with each_warning_once(), without_progress_bars(), quiet_git_hash():
+    with each_warning_once(), without_progress_bars(), quiet_git_hash(), env_info_once():
         for lib, base_path in zip(libs, bases, strict=True):
             for seed in seeds or [world_seed(lib)]:
                 lib_s = library_for_seed(lib, seed, log) if lib.has_world else lib

@@ -68,3 +68,26 @@ def test_advice_about_what_a_ladder_does_on_purpose_is_not_said_inside(caplog):
     assert caplog.records == []
     task_logger.warning("lorareuse_twohop_f: " + NOT_FOR_A_LADDER[2])  # outside a ladder: lm-eval's as ever
     assert len(caplog.records) == 1
+
+
+def test_the_environment_report_is_collected_once_per_ladder(monkeypatch):
+    from lm_eval import evaluator
+
+    from lorareuse_plugin.report.quiet import env_info_once
+
+    calls = []
+    original = evaluator.add_env_info
+
+    def counting(storage):
+        calls.append(1)
+        storage.update({"pretty_env_info": "torch …", "lm_eval_version": "0.4.13"})
+
+    monkeypatch.setattr(evaluator, "add_env_info", counting)
+    first, second = {}, {"results": 1}
+    with env_info_once():
+        evaluator.add_env_info(first)
+        evaluator.add_env_info(second)
+    assert len(calls) == 1 and first["lm_eval_version"] == second["lm_eval_version"] == "0.4.13"
+    assert second["results"] == 1  # the run's own keys are kept
+    assert evaluator.add_env_info is counting  # restored on exit
+    monkeypatch.setattr(evaluator, "add_env_info", original)
