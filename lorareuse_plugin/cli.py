@@ -655,6 +655,34 @@ def _annotate_logged_samples() -> None:
     EvaluationTracker.save_results_samples = save_results_samples  # type: ignore[method-assign]
 
 
+def comma_joined_experts(argv: Sequence[str]) -> str | None:
+    """``--model_args experts=hop1,hop2`` splits at the comma inside lm-eval's parser ("expected
+    key=value, got 'hop2'"): name the real mistake instead."""
+    values, taking = [], False
+    for arg in argv:
+        if arg in ("--model_args", "-a"):
+            taking = True
+            continue
+        if arg.startswith("--model_args="):
+            values.append(arg.split("=", 1)[1])
+            continue
+        if taking and arg.startswith("-"):
+            taking = False
+        if taking:
+            values.append(arg)
+    for value in values:
+        pieces = value.split(",")
+        for before, piece in zip(pieces, pieces[1:], strict=False):
+            key = before.split("=", 1)[0]
+            if "=" not in piece and piece and key in ("experts", "weights"):
+                joined = before.split("=", 1)[1] + "+" + piece
+                return (
+                    f"--model_args {key}={before.split('=', 1)[1]},{piece}: {key} are joined with '+', not a "
+                    f"comma (the comma separates model_args): write {key}={joined}"
+                )
+    return None
+
+
 def eval_main(argv: Sequence[str] | None = None) -> None:
     """lm-eval's own CLI (every flag works) with our task folder prepended to ``--include_path``
     and our models registered (``--model lorareuse-hf``)."""
@@ -671,7 +699,21 @@ def eval_main(argv: Sequence[str] | None = None) -> None:
     cli = HarnessCLI()
     if argv is not None:
         sys.argv = ["lorareuse-eval", *argv]
+    mistake = comma_joined_experts(sys.argv[1:])
+    if mistake:
+        print(f"lorareuse-eval: error: {mistake}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
     args = cli.parse_args()
+    from lorareuse_plugin.models import MODELS
+
+    if getattr(args, "model", None) in MODELS:  # before lm-eval imports the model's module (seconds)
+        from lorareuse_plugin.models.args import check_model_arg_keys
+
+        try:
+            check_model_arg_keys(args.model, dict(args.model_args or {}))
+        except LorareuseError as e:
+            print(f"lorareuse-eval: error: {e}", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE) from None
     if hasattr(args, "include_path"):
         extra = [args.include_path] if isinstance(args.include_path, str) else list(args.include_path or [])
         args.include_path = [str(lorareuse_plugin.TASKS_DIR), *extra]

@@ -1047,6 +1047,18 @@ HF_CASES = [
         corrupt=_swap_in_foreign_adapter,
     ),
     Case(
+        "hf-model-arg-typo",
+        "unknown model_args key 'metod'",
+        "did you mean method=?",
+        kwargs={"metod": "svd"},
+    ),
+    Case(
+        "hf-method-param-typo",
+        "unknown model_args key 'top-k'",
+        "did you mean top_k=?",
+        kwargs={"method": "seq_arrow", "top-k": "1"},
+    ),
+    Case(
         "hf-corrupt-library",
         "does not match its manifest hash",
         "rebuild with",

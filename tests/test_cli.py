@@ -194,3 +194,34 @@ def test_task_arithmetic_at_lambda_half_writes_the_delta_mean_adapter(tiny_libra
     for m in mean.modules:
         assert torch.allclose(half.delta(m), mean.delta(m), atol=1e-6)
         assert torch.allclose(total.delta(m), 2 * mean.delta(m), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("model_args", "message"),
+    [
+        (
+            "library={lib},experts=hop1,hop2,method=svd",
+            "lorareuse-eval: error: --model_args experts=hop1,hop2: experts are joined with '+', not a comma",
+        ),
+        ("library={lib},metod=svd,experts=hop1+hop2", "unknown model_args key 'metod': did you mean method=?"),
+    ],
+)
+def test_model_args_mistakes_are_one_line_before_any_model_loads(tiny_library, tmp_path, model_args, message):
+    import time
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("lorareuse-eval")
+    args = ["run", "--model", "lorareuse-hf", "--model_args", model_args.format(lib=tiny_library)]
+    start = time.perf_counter()
+    bad = subprocess.run(
+        [str(exe), *args, "--tasks", "lorareuse_hop1_f", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    took = time.perf_counter() - start
+    assert bad.returncode == 2
+    lines = bad.stderr.strip().splitlines()
+    assert message in lines[-1] and lines[-1].startswith("lorareuse-eval: error:")
+    assert not any("Traceback" in line for line in lines)
+    assert took < 5  # checked before lm-eval imports the model's module, let alone loads a model

@@ -19,6 +19,7 @@ from lm_eval.models.huggingface import HFLM
 
 from lorareuse_plugin.errors import ConfigError
 from lorareuse_plugin.models.adapter_check import assert_changed, check_wanted, last_logits, probe_prompts
+from lorareuse_plugin.models.args import check_model_arg_keys
 from lorareuse_plugin.models.routing import RoutedMixin
 from lorareuse_plugin.reuse.registry import METHODS, get_method
 from lorareuse_plugin.reuse.spec import ReuseSpec, parse_spec
@@ -131,6 +132,7 @@ def resolve_spec(
             "stacked silently under the reuse spec; drop it, or serve one adapter as method=single:<expert>"
         )
     params = split_reuse_kwargs(method, kwargs)
+    check_model_arg_keys(backend, kwargs)
     spec = parse_spec(library, method, experts, weights, adapters=adapters, **params)
     if refuse and spec.method.name in refuse:
         raise ConfigError(refuse[spec.method.name])
