@@ -33,15 +33,19 @@ VLLM_KEYS = frozenset({
 BACKEND_KEYS = {"lorareuse-hf": HF_KEYS, "lorareuse-vllm": VLLM_KEYS}
 
 
+def method_parameters() -> set[str]:
+    """Every reuse method's parameter names (from the registry's parameter dataclasses)."""
+    from lorareuse_plugin.reuse.registry import METHODS
+
+    return {f.name for m in METHODS.values() for f in dataclasses.fields(m.params_cls)}
+
+
 def check_model_arg_keys(backend: str, kwargs: dict[str, Any]) -> None:
     """A key that is neither ours, a method parameter nor the backend's own but is close to one of
     them is a typo: refuse it in one line (``metod=svd`` otherwise reached
     ``LlamaForCausalLM.__init__`` after the model loaded). Keys close to none pass on to the
     backend, which hands them to ``from_pretrained`` / vLLM as ever."""
-    from lorareuse_plugin.reuse.registry import METHODS
-
-    params = {f.name for m in METHODS.values() for f in dataclasses.fields(m.params_cls)}
-    known = set(OUR_KEYS) | params | BACKEND_KEYS.get(backend, frozenset())
+    known = set(OUR_KEYS) | method_parameters() | BACKEND_KEYS.get(backend, frozenset())
     for key in kwargs:
         if key in known:
             continue

@@ -19,9 +19,9 @@ from lm_eval.models.huggingface import HFLM
 
 from lorareuse_plugin.errors import ConfigError
 from lorareuse_plugin.models.adapter_check import assert_changed, check_wanted, last_logits, probe_prompts
-from lorareuse_plugin.models.args import check_model_arg_keys
+from lorareuse_plugin.models.args import check_model_arg_keys, method_parameters
 from lorareuse_plugin.models.routing import RoutedMixin
-from lorareuse_plugin.reuse.registry import METHODS, get_method
+from lorareuse_plugin.reuse.registry import get_method
 from lorareuse_plugin.reuse.spec import ReuseSpec, parse_spec
 
 _PEFT_PREFIX = "base_model.model."
@@ -57,8 +57,7 @@ def split_reuse_kwargs(method: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     info = get_method(str(method).split(":")[0])
     own = {f.name for f in dataclasses.fields(info.params_cls)}
     params = {k: kwargs.pop(k) for k in list(kwargs) if k in own}
-    every = {f.name for m in METHODS.values() for f in dataclasses.fields(m.params_cls)}
-    stray = sorted(k for k in kwargs if k in every)
+    stray = sorted(k for k in kwargs if k in method_parameters())
     if stray:
         allowed = ", ".join(sorted(own)) or "none"
         raise ConfigError(f"method {info.name} has no parameter {', '.join(stray)}; its parameters: {allowed}")

@@ -55,6 +55,17 @@ def each_warning_once(names: tuple[str, ...] = LM_EVAL_LOGGERS) -> Iterator[Once
 
 
 @contextlib.contextmanager
+def _replaced(owner: object, name: str, value: object) -> Iterator[None]:
+    """``owner.name`` is ``value`` within the block; the original is put back on exit."""
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+@contextlib.contextmanager
 def without_progress_bars() -> Iterator[None]:
     """Within the block, every tqdm bar draws to /dev/null (lm-eval draws ~12 per run: one per task
     while building requests, one per request type — ~1,400 lines for the default demo). The ladder
@@ -71,11 +82,8 @@ def without_progress_bars() -> Iterator[None]:
             kwargs["file"] = sink
             original(self, *args, **kwargs)
 
-        std.tqdm.__init__ = to_sink
-        try:
+        with _replaced(std.tqdm, "__init__", to_sink):
             yield
-        finally:
-            std.tqdm.__init__ = original
 
 
 @contextlib.contextmanager
@@ -89,8 +97,6 @@ def quiet_git_hash() -> Iterator[None]:
     from lm_eval import evaluator
     from lm_eval.loggers.utils import get_commit_from_path
 
-    original = evaluator.get_git_commit_hash
-
     def git_hash() -> str | None:
         try:
             out = subprocess.check_output(["git", "describe", "--always"], stderr=subprocess.DEVNULL)  # noqa: S607
@@ -98,11 +104,8 @@ def quiet_git_hash() -> Iterator[None]:
         except (subprocess.CalledProcessError, OSError):
             return get_commit_from_path(os.getcwd())
 
-    evaluator.get_git_commit_hash = git_hash
-    try:
+    with _replaced(evaluator, "get_git_commit_hash", git_hash):
         yield
-    finally:
-        evaluator.get_git_commit_hash = original
 
 
 @contextlib.contextmanager
@@ -120,8 +123,5 @@ def env_info_once() -> Iterator[None]:
             original(collected)
         storage.update(collected)
 
-    evaluator.add_env_info = add_env_info
-    try:
+    with _replaced(evaluator, "add_env_info", add_env_info):
         yield
-    finally:
-        evaluator.add_env_info = original

@@ -466,14 +466,19 @@ def _accuracy_cell(score: dict | None) -> str:
     return f"{score['accuracy']:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
+def accuracy_rows(info: dict) -> list[str]:
+    """``chains | n | rule | pll | nsp | head`` (Markdown cells) per evaluation set of a build's marker."""
+    rows = []
+    for name, scores in info.get("accuracy", {}).items():
+        n = next(iter(scores.values()))["n"]
+        rows.append(f"{name} | {n} | " + " | ".join(_accuracy_cell(scores.get(s)) for s in SCORERS))
+    return rows
+
+
 def format_accuracy(info: dict) -> str:
     """The build's held-out table (Markdown)."""
     lines = [
         "| chains | n | rule | rescorer, no fine-tuning: pll | no fine-tuning: nsp | fine-tuned head |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, scores in info.get("accuracy", {}).items():
-        n = next(iter(scores.values()))["n"]
-        cells = [_accuracy_cell(scores.get(s)) for s in ("rule", "pll", "nsp", "head")]
-        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + [f"| {row} |" for row in accuracy_rows(info)])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from lorareuse_plugin.rescore.model import RescorerConfig, _accuracy_cell, build_rescorer, read_info
+from lorareuse_plugin.rescore.model import RescorerConfig, accuracy_rows, build_rescorer, read_info
 
 CELLS: dict[str, dict] = {
     "default (4 layers, dropout 0.1, MLM + next sentence)": {},
@@ -31,8 +31,6 @@ def run_study(seeds: tuple[int, ...] = (0,), progress: bool = True, log: Callabl
         for seed in seeds:
             cfg = replace(RescorerConfig(), seed=seed, **change)
             info = read_info(build_rescorer(cfg, progress=progress, log=log)) or {}
-            for chains, scores in info.get("accuracy", {}).items():
-                n = next(iter(scores.values()))["n"]
-                cells = " | ".join(_accuracy_cell(scores.get(s)) for s in ("rule", "pll", "nsp", "head"))
-                lines.append(f"| {name} | {seed} | {info.get('train_seconds', 'n/a')} | {chains} | {n} | {cells} |")
+            seconds = info.get("train_seconds", "n/a")
+            lines += [f"| {name} | {seed} | {seconds} | {row} |" for row in accuracy_rows(info)]
     return "\n".join(lines)

@@ -85,15 +85,6 @@ def padded_dirs(spec) -> list[str]:
     return out
 
 
-def _prototype(a, b):
-    """The exact prototype; zero for an expert padded in with no LoRA on this module."""
-    from lorareuse_plugin.reuse.prototypes import top_right_singular_vector
-
-    if not bool(a.any()) or not bool(b.any()):
-        return a.new_zeros(a.shape[1])
-    return top_right_singular_vector(a, b)
-
-
 def build(base_model, spec):
     """``base_model`` routing per token over the chosen experts (``arrow_impl`` picks how)."""
     if spec.params.arrow_impl == "peft":
@@ -115,6 +106,8 @@ def build_peft(base_model, spec):
     from peft import ArrowConfig, create_arrow_model
     from peft.tuners.lora import LoraLayer
 
+    from lorareuse_plugin.reuse.prototypes import expert_prototype
+
     paths = padded_dirs(spec)
     cfg = ArrowConfig(top_k=spec.params.top_k, router_temperature=spec.params.temperature, rng_seed=spec.params.seed)
     model = create_arrow_model(base_model, task_specific_adapter_paths=paths, arrow_config=cfg)
@@ -125,7 +118,7 @@ def build_peft(base_model, spec):
                 router.gen_know_sub(mod.lora_A, mod.lora_B)
                 router.build_prototypes(mod.lora_A, mod.lora_B)
                 protos = [
-                    _prototype(mod.lora_A[n].weight.float(), mod.lora_B[n].weight.float())
+                    expert_prototype(mod.lora_A[n].weight.float(), mod.lora_B[n].weight.float())
                     for n in router.task_adapter_names
                 ]
                 router.prototypes.copy_(torch.stack(protos).to(router.prototypes.dtype))

@@ -79,21 +79,22 @@ def fused_layers(
     """Per module adapted by any expert: its fused layer (prototypes exact, as in reuse/arrow.py)."""
     import torch
 
-    from lorareuse_plugin.reuse.prototypes import top_right_singular_vector
+    from lorareuse_plugin.reuse.prototypes import expert_prototype
 
     layers = {}
     for module in sorted({m for ad in adapters for m in ad.modules}):
         a_rows, b_cols, owner, protos = [], [], [], []
         in_features = next(ad.modules[module][0].shape[1] for ad in adapters if module in ad.modules)
         for e, ad in enumerate(adapters):
-            if module not in ad.modules or not (ad.modules[module][0].any() and ad.modules[module][1].any()):
+            if module not in ad.modules:
                 protos.append(torch.zeros(in_features))
                 continue
             a, b = ad.modules[module]
-            a_rows.append(a)
-            b_cols.append(b)
-            owner += [e] * a.shape[0]
-            protos.append(top_right_singular_vector(a, b))
+            protos.append(expert_prototype(a, b))
+            if protos[-1].any():  # a LoRA of zeros adds nothing: no rank rows for it
+                a_rows.append(a)
+                b_cols.append(b)
+                owner += [e] * a.shape[0]
         if not a_rows:  # every expert's LoRA on this module is zero: nothing to add
             continue
         layers[module] = FusedArrowLayer(

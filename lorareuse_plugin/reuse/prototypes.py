@@ -17,3 +17,11 @@ def top_right_singular_vector(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     _, s, vh = torch.linalg.svd(b.double(), full_matrices=False)
     core = s[:, None] * (vh @ a.double())  # [r, in], same row space as B @ A
     return torch.linalg.svd(core, full_matrices=False).Vh[0].float()
+
+
+def expert_prototype(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The exact prototype; zero for an expert with no LoRA on this module (padded in with zeros):
+    it then scores |x·0| = 0 against every token."""
+    if not bool(a.any()) or not bool(b.any()):
+        return a.new_zeros(a.shape[1])
+    return top_right_singular_vector(a, b)

@@ -64,15 +64,16 @@ class Interval:
         }
 
 
-def t_interval(values: Sequence[float]) -> Interval:
-    """Mean over seeds with the t-interval (needs ≥ 2 values; clipped to [0, 1])."""
+def t_interval(values: Sequence[float], over: str = "seeds", bounds: tuple[float, float] = (0.0, 1.0)) -> Interval:
+    """Mean over ``over`` (seeds) with the t-interval (needs ≥ 2 values; clipped to ``bounds``, a
+    rate's [0, 1] by default — pass (-inf, inf) for a quantity that can leave it)."""
     k = len(values)
     mean = sum(values) / k
     if k < 2:
-        return Interval(mean, float("nan"), float("nan"), "t over seeds (needs >= 2 seeds)", k)
+        return Interval(mean, float("nan"), float("nan"), f"t over {over} (needs >= 2 {over})", k)
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1))
     half = t975(k - 1) * sd / math.sqrt(k)
-    return Interval(mean, max(0.0, mean - half), min(1.0, mean + half), f"t over {k} seeds", k)
+    return Interval(mean, max(bounds[0], mean - half), min(bounds[1], mean + half), f"t over {k} {over}", k)
 
 
 def bootstrap_means(outcomes: Sequence[float], clusters: Iterable[Hashable], resamples: int, rng):

@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 
 from lorareuse_plugin.errors import ConfigError
-from lorareuse_plugin.stats.intervals import t975
+from lorareuse_plugin.stats.intervals import t_interval
 
 COLUMNS = (
     "cos vs hop1",
@@ -36,11 +36,9 @@ COLUMNS = (
 
 
 def _mean_ci(values: list[float]) -> dict:
-    k = len(values)
-    mean = sum(values) / k
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1)) if k > 1 else float("nan")
-    half = t975(k - 1) * sd / math.sqrt(k) if k > 1 else float("nan")
-    return {"mean": mean, "ci95": [mean - half, mean + half], "n": k}
+    """Mean and t-interval over people, unclipped (cosines go below 0, effect ratios above 1)."""
+    ci = t_interval(values, over="people", bounds=(-math.inf, math.inf))
+    return {"mean": ci.value, "ci95": [ci.low, ci.high], "n": ci.n}
 
 
 def _keys(model, tok, prompts: list[str]):

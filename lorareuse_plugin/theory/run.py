@@ -49,10 +49,12 @@ def _known(toy: Toy, K: np.ndarray, W: np.ndarray) -> set[tuple[int, str]]:
     return {p for p, ok in zip(toy.prompts(), right, strict=True) if ok}
 
 
-def prop1(toy: Toy, W: np.ndarray, rng: np.random.Generator, fit: bool = True) -> dict | None:
-    """Edit one known r1 fact of ``toy`` (store ``W``) and check what Prop. 1 says about it."""
+def prop1(toy: Toy, W: np.ndarray, rng: np.random.Generator, fit: bool = True, known: set | None = None) -> dict | None:
+    """Edit one known r1 fact of ``toy`` (store ``W``; ``known``: its known prompts, if computed)
+    and check what Prop. 1 says about it."""
     K = toy.keys()
-    xs = [x for x in range(toy.n) if (x, "R1") in _known(toy, K, W)]
+    known = _known(toy, K, W) if known is None else known
+    xs = [x for x in range(toy.n) if (x, "R1") in known]
     if not xs:
         return None
     x = int(rng.choice(xs))
@@ -87,12 +89,13 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def thm2(toy: Toy, W: np.ndarray, rng: np.random.Generator) -> dict | None:
+def thm2(toy: Toy, W: np.ndarray, rng: np.random.Generator, known: set | None = None) -> dict | None:
     """An r1 edit X→Y and an r2 edit Y→Z, each made on the base store alone (as two LoRAs are
     trained), then summed and averaged; and the control: one edit made at the two-hop key itself.
     Only facts the store knows are edited (None when it knows too few)."""
     K = toy.keys()
-    known, index = _known(toy, K, W), {p: i for i, p in enumerate(toy.prompts())}
+    known = _known(toy, K, W) if known is None else known
+    index = {p: i for i, p in enumerate(toy.prompts())}
     xs = [x for x in range(toy.n) if (x, "R1") in known and (x, "R21") in known]
     if not xs:
         return None
@@ -196,11 +199,12 @@ def run_theory(
         toy, params = draw_toy(rng)
         for name, store in STORES.items():
             W = store(toy)
-            accuracy[name].append(len(_known(toy, toy.keys(), W)) / len(toy.prompts()))
-            row = prop1(toy, W, rng, fit=trial < FITTED)
+            known = _known(toy, toy.keys(), W)
+            accuracy[name].append(len(known) / len(toy.prompts()))
+            row = prop1(toy, W, rng, fit=trial < FITTED, known=known)
             if row is not None:
                 p1[name].append(row)
-            row = thm2(toy, W, rng)
+            row = thm2(toy, W, rng, known=known)
             if row is not None:
                 t2[name].append({**params, **row})
     result = {"seed": seed, "trials": trials, "stores": {}}
