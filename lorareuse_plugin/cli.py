@@ -7,9 +7,10 @@ stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from lorareuse_plugin.errors import LorareuseError
@@ -17,12 +18,16 @@ from lorareuse_plugin.errors import LorareuseError
 EXIT_USAGE = 2
 
 
-def _offline_env() -> None:
-    """Quiet library defaults. The hub is *not* switched off: a user with a hub passes hub ids
-    (``pretrained=Qwen/Qwen2.5-0.5B-Instruct``); set ``HF_HUB_OFFLINE=1`` to fail fast without one."""
+def _offline_env(verbose: bool = False) -> None:
+    """Quiet library defaults, loud on request (``--verbose``): nothing but results and progress on
+    stdout, third-party INFO not at all. The hub is *not* switched off: a user with a hub passes hub
+    ids (``pretrained=Qwen/Qwen2.5-0.5B-Instruct``); set ``HF_HUB_OFFLINE=1`` to fail fast without one."""
     # our own progress bars say what is happening; transformers' per-load bars and warnings are noise
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "info" if verbose else "error")
+    # vLLM logs ~30 INFO lines per engine to *stdout*, between the results
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -253,6 +258,11 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     from lorareuse_plugin.reuse.params import described
     from lorareuse_plugin.reuse.registry import METHODS
 
+    if args.markdown:
+        from lorareuse_plugin.models.reference import model_args_markdown
+
+        print(model_args_markdown(), end="")
+        return 0
     for m in METHODS.values():
         print(f"{m.name:16} {m.kind:9} {'+'.join(m.backends):8} {m.summary}")
         for name, default, text in described(m.params_cls):
@@ -285,6 +295,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
         claims_threshold=args.claims_threshold,
         resamples=args.resamples,
         apply_chat_template=args.apply_chat_template,
+        workers=args.workers,
     )
     out = Path(args.out).resolve()
     print(summary["markdown"])
@@ -516,6 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     mg.set_defaults(handler=_cmd_merge)
 
     me = sub.add_parser("methods", help="list reuse methods and their parameters")
+    me.add_argument(
+        "--markdown", action="store_true", help="the full model_args reference of lorareuse-hf/-vllm as Markdown"
+    )
     me.set_defaults(handler=_cmd_methods)
 
     lb_ = sub.add_parser("leaderboard", help="run the baseline ladder through lm-eval and write the leaderboard")
@@ -547,6 +561,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lb_.add_argument("--backend", default="hf", help="hf | vllm (arrow entries are served by hf)")
     lb_.add_argument("--device", default="cpu", help="cpu | cuda")
+    lb_.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="HF runs in N worker processes sharing the cores (2 on a 2-core CPU: ~1.4x faster; the demo uses 2)",
+    )
     lb_.add_argument("--batch-size", type=int, default=32)
     lb_.add_argument("--limit", type=int, default=None, help="documents per task (debugging)")
     lb_.add_argument(
@@ -613,8 +633,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _offline_env()
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv  # anywhere on the line: third-party INFO logs too (vLLM, transformers)
+    _offline_env(verbose)
+    args = build_parser().parse_args([a for a in argv if a != "--verbose"])
     try:
         return int(args.handler(args) or 0)
     except LorareuseError as e:
@@ -655,6 +677,31 @@ def _annotate_logged_samples() -> None:
     EvaluationTracker.save_results_samples = save_results_samples  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def named_runs(args: argparse.Namespace) -> Iterator[None]:
+    """For our models, the run's ``model_name`` and output folder say what ran
+    (``models/run_name.py``) instead of lm-eval's random id."""
+    from lorareuse_plugin.models import MODELS
+
+    if getattr(args, "model", None) not in MODELS:
+        yield
+        return
+    from lm_eval.loggers.evaluation_tracker import GeneralConfigTracker
+
+    from lorareuse_plugin.models.run_name import run_name
+    from lorareuse_plugin.report.quiet import replaced
+
+    name, folder = run_name(args.model, dict(args.model_args or {}))
+    original = GeneralConfigTracker.log_experiment_args
+
+    def log_experiment_args(self, *a, **kw) -> None:
+        original(self, *a, **kw)
+        self.model_name, self.model_name_sanitized = name, folder
+
+    with replaced(GeneralConfigTracker, "log_experiment_args", log_experiment_args):
+        yield
+
+
 def comma_joined_experts(argv: Sequence[str]) -> str | None:
     """``--model_args experts=hop1,hop2`` splits at the comma inside lm-eval's parser ("expected
     key=value, got 'hop2'"): name the real mistake instead."""
@@ -683,10 +730,47 @@ def comma_joined_experts(argv: Sequence[str]) -> str | None:
     return None
 
 
+def check_eval_args(args: argparse.Namespace, own_tasks_only: bool = True) -> None:
+    """What ``lorareuse-eval run`` can refuse in one line before any model or task loads (< 1 s):
+    a ``lorareuse*`` task we do not ship (unless ``--include_path`` adds tasks), ``--metadata`` keys,
+    and for our models the model_args keys and a missing ``method=``."""
+    from lorareuse_plugin.data.lmeval import check_metadata, check_task_names
+    from lorareuse_plugin.models import MODELS
+
+    tasks = getattr(args, "tasks", None) or []
+    tasks = [t.strip() for t in (tasks if isinstance(tasks, list) else str(tasks).split(",")) if t.strip()]
+    if own_tasks_only and tasks:
+        from lorareuse_plugin.data.catalog import all_names
+
+        check_task_names(tasks, all_names())
+    metadata = getattr(args, "metadata", None)
+    if isinstance(metadata, dict):
+        check_metadata(metadata)
+    if getattr(args, "model", None) in MODELS:
+        from lorareuse_plugin.models.args import check_method_given, check_model_arg_keys
+
+        model_args = dict(args.model_args or {})
+        check_model_arg_keys(args.model, model_args)
+        if model_args.get("library") or model_args.get("adapters"):  # else the model says what is missing
+            check_method_given(args.model, model_args.get("method"))
+            from lorareuse_plugin.reuse.registry import get_method
+
+            get_method(str(model_args["method"]).split(":")[0])  # unknown: one line with the known ones
+        from lorareuse_plugin.data.lmeval import check_library_worlds
+
+        check_library_worlds(tasks, metadata if isinstance(metadata, dict) else None, model_args.get("library"))
+
+
 def eval_main(argv: Sequence[str] | None = None) -> None:
     """lm-eval's own CLI (every flag works) with our task folder prepended to ``--include_path``
     and our models registered (``--model lorareuse-hf``)."""
-    _offline_env()
+    import logging
+
+    if argv is not None:
+        sys.argv = ["lorareuse-eval", *argv]
+    verbose = "--verbose" in sys.argv  # ours, not lm-eval's: taken out before lm-eval parses
+    sys.argv = [a for a in sys.argv if a != "--verbose"]
+    _offline_env(verbose)
     from lorareuse_plugin.models import register_models
 
     register_models()
@@ -695,34 +779,32 @@ def eval_main(argv: Sequence[str] | None = None) -> None:
 
     import lorareuse_plugin
 
-    setup_logging()
+    setup_logging(logging.INFO if verbose else logging.WARNING)  # LMEVAL_LOG_LEVEL still wins
+    if not verbose:
+        from lorareuse_plugin.report.quiet import quiet_expected_warnings
+
+        quiet_expected_warnings()
     cli = HarnessCLI()
-    if argv is not None:
-        sys.argv = ["lorareuse-eval", *argv]
     mistake = comma_joined_experts(sys.argv[1:])
     if mistake:
         print(f"lorareuse-eval: error: {mistake}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
     args = cli.parse_args()
-    from lorareuse_plugin.models import MODELS
-
-    if getattr(args, "model", None) in MODELS:  # before lm-eval imports the model's module (seconds)
-        from lorareuse_plugin.models.args import check_model_arg_keys
-
-        try:
-            check_model_arg_keys(args.model, dict(args.model_args or {}))
-        except LorareuseError as e:
-            print(f"lorareuse-eval: error: {e}", file=sys.stderr)
-            raise SystemExit(EXIT_USAGE) from None
+    extra: list[str] = []
     if hasattr(args, "include_path"):
         extra = [args.include_path] if isinstance(args.include_path, str) else list(args.include_path or [])
         args.include_path = [str(lorareuse_plugin.TASKS_DIR), *extra]
+    try:
+        check_eval_args(args, own_tasks_only=not extra)  # before lm-eval imports a model or scans tasks
+    except LorareuseError as e:
+        print(f"lorareuse-eval: error: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
     try:
         _key_use_cache(args)
         _annotate_logged_samples()
         from lorareuse_plugin.report.quiet import quiet_git_hash
 
-        with quiet_git_hash():  # no "fatal: not a git repository" outside a checkout
+        with quiet_git_hash(), named_runs(args):  # no "fatal: not a git repository" outside a checkout
             cli.execute(args)
     except LorareuseError as e:
         print(f"lorareuse-eval: error: {e}", file=sys.stderr)

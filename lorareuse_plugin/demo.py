@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from lorareuse_plugin.library.recipe import RECIPES_DIR
 from lorareuse_plugin.report.ladder import QUICK_METHODS
 
 # the 3-expert libraries' rows in the default demo: one average, the per-token and the per-request
@@ -34,7 +35,7 @@ from lorareuse_plugin.report.ladder import QUICK_METHODS
 # simple baselines instead, within the demo's 10-minute budget
 DEMO_THREE_METHODS = ("delta_mean", "arrow")
 
-ADAPTERS = Path(__file__).resolve().parent.parent / "adapters"
+ADAPTERS = RECIPES_DIR  # the shipped recipes (package data; a checkout's top-level ``adapters/`` links here)
 # the default demo's libraries as `library build` wrote them from these recipes (≈37 min each on 2 cores):
 # a fresh clone starts from them, as it starts from the shipped base; their keys are checked like a cache's
 SHIPPED_LIBRARIES = ADAPTERS / "demo" / "built"
@@ -258,7 +259,13 @@ def run_demo(
     summaries = []
     methods = QUICK_METHODS if mode == "quick" else None
     board = out / "leaderboard"
-    with each_warning_once():  # once for the whole demo, not once per library
+    from lorareuse_plugin.report.workers import default_workers, ladder_workers
+
+    workers = default_workers("cpu")
+    # once for the whole demo, not once per library; the workers too (started once, ~10 s of imports)
+    with each_warning_once(), ladder_workers(workers) as executor:
+        if workers > 1:
+            log(f"(runs in {workers} worker processes, one torch thread each: `lorareuse leaderboard --workers`)")
         for lib_dir in libraries:  # one call per library: each has its own task list
             tasks = _tasks(mode, load_library(lib_dir).manifest)
             log(f"== leaderboard {lib_dir.name}: {len(tasks)} tasks")
@@ -269,6 +276,7 @@ def run_demo(
                     methods=methods,
                     tasks=tasks,
                     three_methods=None if mode == "full" else DEMO_THREE_METHODS,
+                    executor=executor,
                     log=lambda m: log("  " + m),
                 )
             )

@@ -928,6 +928,12 @@ HF_CASES = [
     ),
     Case("hf-no-library", "needs library=<dir>", "lorareuse library build", kwargs={"library": None}),
     Case(
+        "hf-no-method",
+        "method= is required",
+        "one of base, delta_mean",
+        kwargs={"method": None},
+    ),
+    Case(
         "hf-library-not-found",
         "manifest.json not found",
         "pass a library directory",
@@ -1079,7 +1085,7 @@ def test_model_args_bad_input(case: Case, tiny_library, other_base, lorareuse_ca
         shutil.copytree(tiny_library, lib)
         case.corrupt(lib)
     ctx = {"tmp": str(tmp_path), "other_base": str(other_base)}
-    kwargs = {"library": str(lib), "experts": "hop1+hop2", **case.kwargs}
+    kwargs = {"library": str(lib), "experts": "hop1+hop2", "method": "delta_mean", **case.kwargs}
     kwargs = {k: _fill(v, ctx) if isinstance(v, str) else v for k, v in kwargs.items() if v is not None}
     problem = _fill(case.problem, ctx)
     watched = [lib, lorareuse_cache / "merged"]

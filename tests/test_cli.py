@@ -123,36 +123,45 @@ def test_methods_cli_lists_every_method():
         assert name in proc.stdout
 
 
-def test_lorareuse_eval_runs_lorareuse_hf_and_reports_bad_args_in_one_line(tiny_library, tmp_path):
+def test_lorareuse_eval_runs_lorareuse_hf_and_reports_bad_args_in_one_line(tiny_library, test_base, tmp_path):
     import os
     from pathlib import Path
 
     exe = Path(sys.executable).with_name("lorareuse-eval")
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    ok = subprocess.run(
-        [
-            str(exe),
-            "run",
-            "--model",
-            "lorareuse-hf",
-            "--model_args",
-            f"library={tiny_library},method=delta_mean,experts=hop1+hop2,dtype=float32",
-            "--tasks",
-            "lorareuse_hop1_f",
-            "--device",
-            "cpu",
-            "--limit",
-            "2",
-            "--metadata",
-            '{"lorareuse_n_test": 4, "lorareuse_n_target": 3}',
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
+    folders = []
+    for _ in range(2):  # two runs of one spec land in one folder named by what ran (no device given: cpu)
+        ok = subprocess.run(
+            [
+                str(exe),
+                "run",
+                "--model",
+                "lorareuse-hf",
+                "--model_args",
+                f"library={tiny_library},method=delta_mean,experts=hop1+hop2,dtype=float32",
+                "--tasks",
+                "lorareuse_hop1_f",
+                "--limit",
+                "2",
+                "--metadata",
+                '{"lorareuse_n_test": 4, "lorareuse_n_target": 3}',
+                "--output_path",
+                "runs/",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        assert ok.returncode == 0, ok.stderr[-3000:]
+        assert "lorareuse_hop1_f" in ok.stdout
+        assert " INFO " not in ok.stdout  # results on stdout, logs (if any) on stderr
+        folders.append(sorted(p.name for p in (tmp_path / "runs").iterdir()))
+    assert folders[0] == folders[1] == [f"lorareuse-hf__tiny_twohop_f__delta_mean_hop1+hop2__{test_base.name}"]
+    results = next((tmp_path / "runs" / folders[0][0]).glob("results_*.json"))
+    assert json.loads(results.read_text())["model_name"] == (
+        f"lorareuse-hf__tiny_twohop_f__delta_mean[hop1+hop2]__{test_base.name}"
     )
-    assert ok.returncode == 0, ok.stderr[-3000:]
-    assert "lorareuse_hop1_f" in ok.stdout
     bad = subprocess.run(
         [
             str(exe),
@@ -197,31 +206,79 @@ def test_task_arithmetic_at_lambda_half_writes_the_delta_mean_adapter(tiny_libra
 
 
 @pytest.mark.parametrize(
-    ("model_args", "message"),
+    ("model_args", "extra", "message"),
     [
         (
             "library={lib},experts=hop1,hop2,method=svd",
+            [],
             "lorareuse-eval: error: --model_args experts=hop1,hop2: experts are joined with '+', not a comma",
         ),
-        ("library={lib},metod=svd,experts=hop1+hop2", "unknown model_args key 'metod': did you mean method=?"),
+        ("library={lib},metod=svd,experts=hop1+hop2", [], "unknown model_args key 'metod': did you mean method=?"),
+        ("library={lib},experts=hop1+hop2", [], "method= is required: one of base, delta_mean"),
+        (
+            "library={lib},method=svd",
+            ["--tasks", "lorareuse_twohop_ff"],
+            "unknown task 'lorareuse_twohop_ff': did you mean lorareuse_twohop_f",
+        ),
+        (
+            "library={lib},method=svd",
+            ["--metadata", '{"lorareuse_family": "math_ss"}'],
+            "--metadata lorareuse_family: each task sets this itself",
+        ),
+        (
+            "library={lib},method=svd",
+            ["--metadata", '{"lorareuse_n_tset": 4}'],
+            "unknown task metadata key(s) lorareuse_n_tset",
+        ),
+        (
+            "library={lib},method=svd",
+            ["--tasks", "lorareuse_twohop"],  # a group: its F tasks are the library's family
+            "the library was trained on another twohop_f world (n_target=3, n_test=4) than this task generates",
+        ),
     ],
 )
-def test_model_args_mistakes_are_one_line_before_any_model_loads(tiny_library, tmp_path, model_args, message):
+def test_lm_eval_path_mistakes_are_one_line_before_any_model_loads(tiny_library, tmp_path, model_args, extra, message):
     import time
     from pathlib import Path
 
     exe = Path(sys.executable).with_name("lorareuse-eval")
     args = ["run", "--model", "lorareuse-hf", "--model_args", model_args.format(lib=tiny_library)]
+    if "--tasks" not in extra:
+        extra = [*extra, "--tasks", "lorareuse_hop1_f"]
     start = time.perf_counter()
-    bad = subprocess.run(
-        [str(exe), *args, "--tasks", "lorareuse_hop1_f", "--device", "cpu"],
+    bad = subprocess.run([str(exe), *args, *extra, "--device", "cpu"], capture_output=True, text=True, cwd=tmp_path)
+    took = time.perf_counter() - start
+    assert bad.returncode == 2, bad.stderr[-2000:]
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert message in lines[-1] and lines[-1].startswith("lorareuse-eval: error:")
+    assert took < 5  # checked before lm-eval imports the model's module, let alone loads a model
+
+
+def test_the_whole_suite_on_dummy_prints_group_rows_and_says_each_warning_once(tmp_path):
+    """`lorareuse-eval run --model dummy --tasks lorareuse --limit 5`: every group has its summary row,
+    stdout carries results only, and no line repeats on stderr more than three times."""
+    import collections
+    import os
+    import re
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("lorareuse-eval")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    proc = subprocess.run(
+        [str(exe), "run", "--model", "dummy", "--tasks", "lorareuse", "--limit", "5"],
         capture_output=True,
         text=True,
+        env=env,
         cwd=tmp_path,
     )
-    took = time.perf_counter() - start
-    assert bad.returncode == 2
-    lines = bad.stderr.strip().splitlines()
-    assert message in lines[-1] and lines[-1].startswith("lorareuse-eval: error:")
-    assert not any("Traceback" in line for line in lines)
-    assert took < 5  # checked before lm-eval imports the model's module, let alone loads a model
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    groups_table = re.split(r"\|\s*Groups\s*\|", proc.stdout, maxsplit=1)
+    assert len(groups_table) == 2, proc.stdout[-3000:]
+    for group in ("lorareuse", "lorareuse_twohop", "lorareuse_math", "lorareuse_probes"):
+        rows = [r for r in groups_table[1].splitlines() if re.match(rf"\|\s*(- )?{group}\s*\|", r)]
+        assert rows, f"no summary row for {group}"
+    assert " INFO " not in proc.stdout and " WARNING " not in proc.stdout
+    lines = [re.sub(r"^\S+ \S+\s+", "", line) for line in proc.stderr.splitlines() if line.strip()]
+    repeated = {line: n for line, n in collections.Counter(lines).items() if n > 3 and "%|" not in line}
+    assert not repeated, repeated

@@ -116,21 +116,60 @@ def task_specs() -> list[TaskSpec]:
     return specs
 
 
-def group_specs() -> dict[str, tuple[list[str], str | None]]:
-    """group name -> (members, form whose metric it aggregates or None for a plain container)."""
+def group_specs() -> dict[str, tuple[list[str], tuple[tuple[str, str], ...]]]:
+    """group name -> (members, the (metric, filter) pairs it aggregates over its leaf tasks).
+
+    A form's group has its form's one metric; a container (``lorareuse_twohop``, ``lorareuse``) mixes
+    generation and multiple-choice forms, so it reports both metrics, each pooled (weighted by size)
+    over the leaf tasks that have it: ``--tasks lorareuse`` ends in one summary row per group."""
     specs = task_specs()
     by = lambda pred: [s.name for s in specs if pred(s)]  # noqa: E731
-    groups: dict[str, tuple[list[str], str | None]] = {}
+    groups: dict[str, tuple[list[str], tuple[tuple[str, str], ...]]] = {}
     for area, families in (("twohop", ("twohop",)), ("math", ("math_ks", "math_ss"))):
         for form in FORMS:
             groups[f"lorareuse_{area}_{form}"] = (
                 by(lambda s, fs=families, fo=form: s.family in fs and s.split == "test" and s.form == fo),
-                form,
+                (FORM_METRIC[form],),
             )
-        groups[f"lorareuse_{area}"] = ([f"lorareuse_{area}_{form}" for form in FORMS], None)
-    groups["lorareuse_probes"] = (by(lambda s: s.split != "test"), "gen")
-    groups["lorareuse"] = (["lorareuse_twohop", "lorareuse_math", "lorareuse_probes"], None)
+        groups[f"lorareuse_{area}"] = ([f"lorareuse_{area}_{form}" for form in FORMS], _both(FORMS))
+    groups["lorareuse_probes"] = (by(lambda s: s.split != "test"), (FORM_METRIC["gen"],))
+    groups["lorareuse"] = (["lorareuse_twohop", "lorareuse_math", "lorareuse_probes"], _both(FORMS))
     return groups
+
+
+def _both(forms) -> tuple[tuple[str, str], ...]:
+    return tuple(dict.fromkeys(FORM_METRIC[f] for f in forms))
+
+
+def all_names() -> set[str]:
+    """Every task and group name we ship."""
+    return {s.name for s in task_specs()} | set(group_specs())
+
+
+def leaf_tasks(names: list[str]) -> list[TaskSpec]:
+    """Our tasks among ``names``, groups expanded to their leaves (other names are skipped)."""
+    groups, tasks = group_specs(), specs_by_name()
+    out: dict[str, TaskSpec] = {}
+    todo = list(names)
+    while todo:
+        name = todo.pop(0)
+        if name in groups:
+            todo = list(groups[name][0]) + todo
+        elif name in tasks:
+            out.setdefault(name, tasks[name])
+    return list(out.values())
+
+
+def task_world_args(spec: TaskSpec) -> dict[str, object]:
+    """The ``lorareuse_*`` keys a task's YAML sends to ``load_docs`` (its dataset_kwargs and metadata)."""
+    sizes = default_sizes(spec.family, spec.familiarity)
+    args: dict[str, object] = {"lorareuse_family": spec.family, "lorareuse_split": spec.split, "lorareuse_seed": 0}
+    if spec.familiarity:
+        args["lorareuse_familiarity"] = spec.familiarity
+    args.update(
+        {"lorareuse_n_test": sizes.n_test, "lorareuse_n_target": sizes.n_target, "lorareuse_n_skill": sizes.n_skill}
+    )
+    return args
 
 
 def render_task(spec: TaskSpec) -> str:
@@ -157,12 +196,12 @@ def render_task(spec: TaskSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_group(name: str, members: list[str], form: str | None) -> str:
+def render_group(name: str, members: list[str], metrics: tuple[tuple[str, str], ...]) -> str:
     lines = [_HEADER.rstrip("\n"), f"group: {name}", "task:"] + [f"  - {m}" for m in members]
-    if form:
-        metric, filt = FORM_METRIC[form]
+    if metrics:
+        lines.append("aggregate_metric_list:")
+    for metric, filt in metrics:
         lines += [
-            "aggregate_metric_list:",
             f"  - metric: {metric}",
             "    filter_list:",
             f"      - {filt}",
@@ -176,8 +215,8 @@ def render_group(name: str, members: list[str], form: str | None) -> str:
 def rendered_files() -> dict[str, str]:
     """relative path -> YAML text for every task and group."""
     files = {f"{s.folder}/{s.name}.yaml": render_task(s) for s in task_specs()}
-    for name, (members, form) in group_specs().items():
-        files[f"groups/{name}.yaml"] = render_group(name, members, form)
+    for name, (members, metrics) in group_specs().items():
+        files[f"groups/{name}.yaml"] = render_group(name, members, metrics)
     return files
 
 

@@ -31,6 +31,64 @@ def dataset_args(kwargs: dict[str, Any]) -> dict[str, Any]:
     return ours
 
 
+# set by each task's own dataset_kwargs: a --metadata copy reached load_docs twice (a TypeError)
+TASK_KEYS = ("family", "familiarity", "split")
+
+
+def check_metadata(metadata: dict[str, Any] | None) -> None:
+    """``--metadata`` before any task or model loads: unknown ``lorareuse_*`` keys, and the keys each
+    task fixes itself (which family and split it is), in one line."""
+    ours = {k[len(PREFIX) :] for k in metadata or {} if str(k).startswith(PREFIX)}
+    fixed = sorted(ours & set(TASK_KEYS))
+    if fixed:
+        raise ConfigError(
+            f"--metadata {', '.join(PREFIX + k for k in fixed)}: each task sets this itself (which family and "
+            "split it is): pick the task instead (`lorareuse tasks` lists them); --metadata takes "
+            f"{', '.join(PREFIX + k for k in KNOWN_KEYS if k not in TASK_KEYS)}"
+        )
+    dataset_args({**(metadata or {}), PREFIX + "family": "-", PREFIX + "split": "-"})  # unknown keys
+
+
+def check_task_names(names: list[str], our_names: set[str]) -> None:
+    """A ``lorareuse*`` task name we do not ship, with the closest of ours (lm-eval's own answer is
+    a traceback ending "Tasks not found"). Globs, paths and other suites' names pass on to lm-eval."""
+    import difflib
+
+    for name in names:
+        if (
+            not name.startswith("lorareuse")
+            or name in our_names
+            or any(c in name for c in "*?[/")
+            or name.endswith(".yaml")
+        ):
+            continue
+        close = difflib.get_close_matches(name, sorted(our_names), n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ConfigError(f"unknown task {name!r}: {hint}(`lorareuse tasks` lists every task and group)")
+
+
+def check_library_worlds(task_names: list[str], metadata: dict[str, Any] | None, library: Any) -> None:
+    """Before any model loads: each of our requested tasks (groups expanded) of the library's own
+    family must generate the library's world with this ``--metadata`` — the same check ``load_docs``
+    makes, which lm-eval reaches only after the model has loaded."""
+    if not library:
+        return
+    from lorareuse_plugin.data.catalog import leaf_tasks, task_world_args
+
+    for task in leaf_tasks(task_names):
+        args = dataset_args({**task_world_args(task), **(metadata or {})})
+        spec = make_spec(
+            args["family"],
+            args.get("familiarity"),
+            args.get("seed", 0),
+            args.get("n_test"),
+            args.get("n_target"),
+            args.get("n_skill"),
+            args.get("known"),
+        )
+        _check_library_world(library, spec)
+
+
 def load_docs(**kwargs: Any) -> dict[str, Any]:
     """Return ``{"test": …, "fewshot": …}`` for the split the task names: its documents, and
     same-format examples over entities no test world contains."""

@@ -192,10 +192,37 @@ def parse_recipe(raw: object, *, where: str = "recipe", path: str | None = None)
     )
 
 
-def load_recipe(path: str | Path) -> Recipe:
+# the shipped recipes (package data; a checkout's top-level ``adapters/`` links here)
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def shipped_recipes() -> list[str]:
+    """The shipped recipes as ``adapters/…`` paths, the way the README names them."""
+    return sorted(f"adapters/{p.relative_to(RECIPES_DIR).as_posix()}" for p in RECIPES_DIR.rglob("*.yaml"))
+
+
+def resolve_recipe_path(path: str | Path) -> Path:
+    """``path`` as given when it is a file; else ``adapters/<x>.yaml`` names a shipped recipe, so the
+    README's commands work from an installed package, outside any checkout."""
     p = Path(path)
+    if p.is_file() or p.is_absolute() or not p.parts or p.parts[0] != "adapters":
+        return p
+    shipped = RECIPES_DIR.joinpath(*p.parts[1:])
+    return shipped if shipped.is_file() else p
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    p = resolve_recipe_path(path)
     if not p.is_file():
-        raise ConfigError(f"recipe {p} not found: pass a YAML file such as adapters/twohop_f.yaml")
+        import difflib
+
+        close = difflib.get_close_matches(str(path), shipped_recipes(), n=1, cutoff=0.6)
+        top = [r.removeprefix("adapters/").removesuffix(".yaml") for r in shipped_recipes() if r.count("/") == 1]
+        raise ConfigError(
+            f"recipe {path} not found: pass a YAML file"
+            + (f" (did you mean {close[0]}?)" if close else "")
+            + f"; shipped: adapters/{{{','.join(top)}}}.yaml and adapters/demo/*.yaml"
+        )
     try:
         raw = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:

@@ -14,7 +14,17 @@ from typing import Any
 
 from lorareuse_plugin.errors import ConfigError
 
-OUR_KEYS = ("pretrained", "library", "adapters", "method", "experts", "weights", "check_adapters")
+# key -> (default as the user sees it, what it does): `lorareuse methods --markdown` prints them
+OUR_KEY_HELP = {
+    "pretrained": ("the library's base", "the base model dir or hub id; checked against the base the library records"),
+    "library": ("-", "a library dir (`lorareuse library build`) or a folder of PEFT LoRA dirs"),
+    "adapters": ("-", "instead of library=: NAME:PATH+NAME:PATH, PEFT LoRA dirs by name"),
+    "method": ("required", "the reuse method (table below), or single:<expert>"),
+    "experts": ("every member", "experts joined with '+' (hop1+hop2); a comma separates model_args"),
+    "weights": ("uniform", "one weight per expert, joined with '+' (averages, ensemble)"),
+    "check_adapters": ("true", "check that every adapter changes the base's logits before scoring"),
+}
+OUR_KEYS = tuple(OUR_KEY_HELP)
 # fmt: off
 HF_KEYS = frozenset({
     "add_bos_token", "autogptq", "backend", "batch_size", "chat_template_args", "delta", "device", "dtype",
@@ -30,6 +40,8 @@ VLLM_KEYS = frozenset({
     "tokenizer", "tokenizer_mode", "tokenizer_revision", "truncation_side", "trust_remote_code",
 })
 # fmt: on
+# lm-eval's own adapter arguments (hf: peft, delta; vllm: lora_local_path): refused beside a reuse spec
+STACKING_ARGS = ("peft", "delta", "lora_local_path")
 BACKEND_KEYS = {"lorareuse-hf": HF_KEYS, "lorareuse-vllm": VLLM_KEYS}
 
 
@@ -55,3 +67,25 @@ def check_model_arg_keys(backend: str, kwargs: dict[str, Any]) -> None:
                 f"{backend}: unknown model_args key {key!r}: did you mean {close[0]}=? "
                 f"(our keys: {', '.join(OUR_KEYS)}; method parameters: `lorareuse methods`)"
             )
+
+
+def check_method_given(backend: str, method: Any) -> None:
+    """No silent default: a run without ``method=`` would put one method's scores under a spec that
+    never named it, and a leaderboard compares methods by name."""
+    if method is None or str(method).strip() == "":
+        from lorareuse_plugin.reuse.registry import METHODS
+
+        names = ", ".join(n for n in METHODS if n != "single")
+        raise ConfigError(
+            f"{backend}: method= is required: one of {names} or single:<expert> (`lorareuse methods` describes them)"
+        )
+
+
+def default_device(device: Any) -> str:
+    """``device`` as given, else ``cuda`` where torch sees a GPU and ``cpu`` otherwise — from Python
+    as from the CLI (lm-eval's HFLM defaults to ``cuda`` and dies on a CPU-only machine)."""
+    if device not in (None, ""):
+        return str(device)
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

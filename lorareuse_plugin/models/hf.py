@@ -19,7 +19,13 @@ from lm_eval.models.huggingface import HFLM
 
 from lorareuse_plugin.errors import ConfigError
 from lorareuse_plugin.models.adapter_check import assert_changed, check_wanted, last_logits, probe_prompts
-from lorareuse_plugin.models.args import check_model_arg_keys, method_parameters
+from lorareuse_plugin.models.args import (
+    STACKING_ARGS,
+    check_method_given,
+    check_model_arg_keys,
+    default_device,
+    method_parameters,
+)
 from lorareuse_plugin.models.routing import RoutedMixin
 from lorareuse_plugin.reuse.registry import get_method
 from lorareuse_plugin.reuse.spec import ReuseSpec, parse_spec
@@ -45,7 +51,9 @@ def spec_from_model_args(model_args: dict[str, Any]) -> ReuseSpec:
     args = dict(model_args)
     if not args.get("library") and not args.get("adapters"):
         raise missing_source("lorareuse-hf")
-    method = str(args.pop("method", "delta_mean"))
+    method = args.pop("method", None)
+    check_method_given("lorareuse-hf", method)
+    method = str(method)
     params = split_reuse_kwargs(method, args)
     return parse_spec(
         args.get("library"), method, args.get("experts"), args.get("weights"), adapters=args.get("adapters"), **params
@@ -105,10 +113,6 @@ def resolve_pretrained(library: Any, pretrained: Any, who: str, flag: str) -> An
     return pretrained
 
 
-# lm-eval's own adapter arguments (hf: peft, delta; vllm: lora_local_path)
-STACKING_ARGS = ("peft", "delta", "lora_local_path")
-
-
 def resolve_spec(
     backend: str,
     pretrained: Any,
@@ -124,6 +128,7 @@ def resolve_spec(
     from ``kwargs``), methods the backend ``refuse``s, and the base it must run on."""
     if not library and not adapters:
         raise missing_source(backend)
+    check_method_given(backend, method)
     stacked = [f"{k}=" for k in STACKING_ARGS if kwargs.get(k)]
     if stacked:
         raise ConfigError(
@@ -150,7 +155,7 @@ class LorareuseHFLM(RoutedMixin, HFLM):
         self,
         pretrained: Any = None,
         library: str | None = None,
-        method: str = "delta_mean",
+        method: str | None = None,
         experts: Any = None,
         weights: Any = None,
         check_adapters: bool = True,
@@ -161,6 +166,7 @@ class LorareuseHFLM(RoutedMixin, HFLM):
         self.reuse_spec, pretrained = resolve_spec(
             "lorareuse-hf", pretrained, library, method, experts, weights, kwargs, adapters=adapters
         )
+        kwargs["device"] = default_device(kwargs.get("device"))
         super().__init__(pretrained=pretrained, **kwargs)
         self.route_log: dict[tuple[str, int], str] = {}
         self._router = None

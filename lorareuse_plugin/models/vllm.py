@@ -134,7 +134,7 @@ class LorareuseVLLM(RoutedMixin, VLLM):
         self,
         pretrained: Any = None,
         library: str | None = None,
-        method: str = "delta_mean",
+        method: str | None = None,
         experts: Any = None,
         weights: Any = None,
         max_lora_rank: Any = None,

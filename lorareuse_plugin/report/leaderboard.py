@@ -252,6 +252,31 @@ def _entry_model(
     return LorareuseHFLM(pretrained=copy.deepcopy(base), tokenizer=tok, batch_size=batch_size, device=device, **common)
 
 
+def evaluate_entry(job, tm, base_cache: dict) -> dict:
+    """Build one entry's model, run it through lm-eval, write its run dir; the results (``report.workers.RunJob``)."""
+    import gc
+
+    from lm_eval import simple_evaluate
+
+    lm = _entry_model(job.served, job.entry, job.lib, job.base_path, base_cache, job.batch_size, job.device)
+    results = simple_evaluate(
+        model=lm,
+        tasks=job.pool.names,
+        task_manager=tm,
+        limit=job.limit,
+        bootstrap_iters=100,
+        log_samples=True,
+        apply_chat_template=job.apply_chat_template,
+    )
+    results["lorareuse_run_key"] = job.key
+    _save_run(job.run_dir, results, lm)
+    if hasattr(lm, "close"):
+        lm.close()
+    del lm
+    gc.collect()
+    return results
+
+
 def run_library(
     lib: Library,
     entries: list[LadderEntry],
@@ -266,15 +291,33 @@ def run_library(
     limit: int | None,
     log: Callable[[str], None],
     apply_chat_template: bool = False,
+    executor=None,
 ) -> list[dict]:
-    import gc
+    """Every entry's rows, in ladder order. With an ``executor`` (``report.workers``), HF runs go to its
+    worker processes and are read back from their run dirs as they finish."""
+    from concurrent.futures import as_completed
 
-    from lm_eval import simple_evaluate
+    from lorareuse_plugin.report.workers import RunJob, run_job
 
-    tm = pool.task_manager(task_metadata(lib.manifest) if lib.has_world else None)
+    metadata = task_metadata(lib.manifest) if lib.has_world else None
+    tm = None
     tasks = pool.names
     label = board_label(lib)
-    rows: list[dict] = []
+    results_of: dict[int, tuple[dict, str]] = {}
+    pending = {}
+
+    def logged(i: int, entry: LadderEntry, served: str, results: dict, seconds: float) -> None:
+        results_of[i] = (results, served)
+        shown = " ".join(
+            f"{r['task'].removeprefix('lorareuse_')}={r['value']:.2f}"
+            for r in _rows(results, lib, entry, tasks, served, runs_dir / entry.slug)
+        )
+        seed = f" seed {world_seed(lib)}" if lib.has_world else ""
+        log(
+            f"[{i}/{len(entries)}] {label}{seed} "
+            f"{entry.label}{' [hf]' if served != backend else ''}: {shown} ({seconds:.0f} s)"
+        )
+
     for i, entry in enumerate(entries, 1):
         started = time.time()
         run_dir = runs_dir / entry.slug
@@ -282,33 +325,29 @@ def run_library(
         key = _run_key(lib, entry, pool, limit, served, base_path, apply_chat_template)
         cached = _cached_run(run_dir, key)
         if cached is not None:  # same spec, tasks, world and backend: the results on disk are this run's
-            rows += _rows(cached, lib, entry, tasks, served, run_dir)
+            results_of[i] = (cached, served)
             log(f"[{i}/{len(entries)}] {label} {entry.label}: cached")
             continue
-        lm = _entry_model(served, entry, lib, base_path, base_cache, batch_size, device)
-        results = simple_evaluate(
-            model=lm,
-            tasks=tasks,
-            task_manager=tm,
-            limit=limit,
-            bootstrap_iters=100,
-            log_samples=True,
-            apply_chat_template=apply_chat_template,
+        job = RunJob(
+            lib, entry, pool, metadata, run_dir, key, base_path, served, batch_size, device, limit, apply_chat_template
         )
-        results["lorareuse_run_key"] = key
-        _save_run(run_dir, results, lm)
-        new = _rows(results, lib, entry, tasks, served, run_dir)
-        rows += new
-        shown = " ".join(f"{r['task'].removeprefix('lorareuse_')}={r['value']:.2f}" for r in new)
-        seed = f" seed {world_seed(lib)}" if lib.has_world else ""
-        log(
-            f"[{i}/{len(entries)}] {label}{seed} "
-            f"{entry.label}{' [hf]' if served != backend else ''}: {shown} ({time.time() - started:.0f} s)"
-        )
-        if hasattr(lm, "close"):
-            lm.close()
-        del lm
-        gc.collect()
+        if executor is not None and served == "hf":
+            pending[executor.submit(run_job, job)] = (i, entry, served, run_dir, key)
+            continue
+        if tm is None:
+            tm = pool.task_manager(metadata)
+        logged(i, entry, served, evaluate_entry(job, tm, base_cache), time.time() - started)
+    for future in as_completed(pending):
+        i, entry, served, run_dir, key = pending[future]
+        seconds = future.result()  # a worker's error is raised here, as it would be in a serial run
+        results = _cached_run(run_dir, key)
+        if results is None:
+            raise RuntimeError(f"the worker's run of {entry.label} left no results in {run_dir}")
+        logged(i, entry, served, results, seconds)
+    rows: list[dict] = []
+    for i, entry in enumerate(entries, 1):
+        results, served = results_of[i]
+        rows += _rows(results, lib, entry, tasks, served, runs_dir / entry.slug)
     return rows
 
 
@@ -331,9 +370,14 @@ def run_leaderboard(
     resamples: int = DEFAULT_RESAMPLES,
     apply_chat_template: bool = False,
     three_methods: tuple[str, ...] | None = None,
+    workers: int = 1,
+    executor=None,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Run everything, write the summary files, return the summary.
+
+    ``workers`` > 1 runs HF entries in that many worker processes (``report.workers``); or pass an
+    open ``executor`` (the demo shares one across its libraries).
 
     ``libraries``: ours, imported, or folders of PEFT LoRA dirs; ``adapters``: one more library named
     ``NAME:PATH+…``. ``tasks`` may be anyone's lm-eval tasks (``include_path``); ``routes`` adds
@@ -386,10 +430,20 @@ def run_leaderboard(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot write to --out {out}: {e.strerror}") from None
+    if workers < 1:
+        raise ConfigError(f"--workers {workers} is invalid: use 1 (runs in this process) or more")
     rows: list[dict] = []
     base_cache: dict = {}
+    from lorareuse_plugin.report.workers import ladder_workers
+
     # lm-eval repeats itself on every run of a ladder
-    with each_warning_once(), without_progress_bars(), quiet_git_hash(), env_info_once():
+    with (
+        each_warning_once(),
+        without_progress_bars(),
+        quiet_git_hash(),
+        env_info_once(),
+        ladder_workers(workers if executor is None and backend == "hf" else 1) as own,
+    ):
         for lib, base_path in zip(libs, bases, strict=True):
             for seed in seeds or [world_seed(lib)]:
                 lib_s = library_for_seed(lib, seed, log) if lib.has_world else lib
@@ -409,6 +463,7 @@ def run_leaderboard(
                     limit=limit,
                     log=log,
                     apply_chat_template=apply_chat_template,
+                    executor=executor or own,
                 )
     return write_summary(
         rows, out, backend=backend, seeds=seeds, claims_threshold=claims_threshold, resamples=resamples

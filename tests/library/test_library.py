@@ -197,7 +197,7 @@ def test_missing_recipe_and_bad_yaml(tmp_path):
 def test_shipped_recipes_parse():
     from lorareuse_plugin.library.recipe import load_recipe
 
-    root = Path(__file__).resolve().parents[2] / "adapters"
+    root = Path(__file__).resolve().parents[2] / "lorareuse_plugin" / "recipes"
     names = sorted(p.stem for p in root.glob("*.yaml"))
     assert names == ["math_ks_f", "math_ks_r", "math_ss", "twohop_f", "twohop_h", "twohop_r"]
     for p in root.glob("*.yaml"):
@@ -268,3 +268,38 @@ def test_a_library_of_known_facts_records_them_and_its_tasks_must_match(tmp_path
     proc = run_cli("library", "build", str(bad), "--base", str(test_base), "--out", str(tmp_path / "lib2"))
     assert proc.returncode == 2 and "were measured on other, not on this base" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "lib2").exists()
+
+
+def test_readme_recipe_paths_resolve_from_the_package_outside_a_checkout(tmp_path, monkeypatch):
+    """`lorareuse library build adapters/twohop_f.yaml` names a shipped recipe wherever it runs: from
+    another directory the path is looked up in the package's recipes; a near miss names the closest."""
+    from lorareuse_plugin.errors import ConfigError
+    from lorareuse_plugin.library.recipe import RECIPES_DIR, load_recipe
+
+    monkeypatch.chdir(tmp_path)
+    assert not (tmp_path / "adapters").exists()
+    recipe = load_recipe("adapters/twohop_f.yaml")
+    assert recipe.path == str(RECIPES_DIR / "twohop_f.yaml") and recipe.name == "twohop_f"
+    assert load_recipe("adapters/demo/twohop_f.yaml").data.sizes.n_test == 100
+    with pytest.raises(ConfigError, match=r"recipe adapters/twohop_ff.yaml not found: .*did you mean adapters/"):
+        load_recipe("adapters/twohop_ff.yaml")
+
+
+def test_the_wheel_ships_every_recipe_and_the_demo_libraries(tmp_path):
+    """Package data, not only a checkout: the wheel holds every recipe, the shipped demo libraries
+    (manifest + every expert's files) and the task YAMLs."""
+    import zipfile
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), root],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = set(zipfile.ZipFile(next(tmp_path.glob("lorareuse-*.whl"))).namelist())
+    recipes = root / "lorareuse_plugin" / "recipes"
+    for path in recipes.rglob("*"):
+        if path.is_file():
+            assert path.relative_to(root).as_posix() in names, path
+    assert "lm_eval_tasks/groups/lorareuse.yaml" in names

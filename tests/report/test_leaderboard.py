@@ -156,6 +156,33 @@ def test_vllm_backend_gives_the_hf_table(tiny_library, tmp_path):
     assert (tmp_path / "vllm" / "leaderboard.md").read_text() == (tmp_path / "hf" / "leaderboard.md").read_text()
 
 
+def test_two_workers_give_the_serial_table_and_the_same_run_files(tiny_library, tmp_path):
+    """Runs in worker processes (``--workers 2``) write the same run dirs and give the same cells as
+    the serial ladder, in ladder order; a second serial pass finds every worker's run cached."""
+    kwargs = {
+        "methods": ("delta_mean", "seq_arrow", "arrow"),
+        "tasks": ["lorareuse_twohop_f", "lorareuse_hop1_f", "lorareuse_twohop_f_mc"],
+        "limit": 3,
+        "batch_size": 8,
+        "log": lambda m: None,
+    }
+    serial = run_leaderboard([tiny_library], tmp_path / "serial", **kwargs)
+    logs: list[str] = []
+    parallel = run_leaderboard([tiny_library], tmp_path / "workers", workers=2, **{**kwargs, "log": logs.append})
+    table = lambda s: {(c["entry"], c["task"]): c["values"] for c in s["cells"]}  # noqa: E731
+    assert table(parallel) == table(serial) and len(table(serial)) >= 3 * 10
+    assert [r["entry"] for r in parallel["rows"]] == [r["entry"] for r in serial["rows"]]
+    runs = lambda d: sorted(p.relative_to(d).as_posix() for p in (d / "runs").rglob("*.jsonl"))  # noqa: E731
+    assert runs(tmp_path / "workers") == runs(tmp_path / "serial")
+    run_lines = [line for line in logs if line.startswith("[")]
+    assert len(run_lines) == len(parallel["rows"]) // 3 and not any(line.endswith(": cached") for line in run_lines)
+    again: list[str] = []
+    run_leaderboard([tiny_library], tmp_path / "workers", **{**kwargs, "log": again.append})
+    assert again and all(line.endswith(": cached") for line in again)
+    with pytest.raises(ConfigError, match="--workers 0 is invalid"):
+        run_leaderboard([tiny_library], tmp_path / "zero", workers=0, **kwargs)
+
+
 def test_the_papers_library_with_ac_is_in_the_ladder_and_flagged(tiny_library):
     import copy
 
