@@ -282,3 +282,19 @@ def test_the_whole_suite_on_dummy_prints_group_rows_and_says_each_warning_once(t
     lines = [re.sub(r"^\S+ \S+\s+", "", line) for line in proc.stderr.splitlines() if line.strip()]
     repeated = {line: n for line, n in collections.Counter(lines).items() if n > 3 and "%|" not in line}
     assert not repeated, repeated
+
+
+def test_verbose_is_taken_anywhere_and_third_party_logs_stay_off_stdout(monkeypatch, capsys):
+    """Quiet by default: vLLM logs (INFO on stdout by default) go to stderr at WARNING; `--verbose`
+    anywhere on the line turns INFO back on, and the subcommand still parses."""
+    import os
+
+    for var in ("VLLM_LOGGING_STREAM", "VLLM_LOGGING_LEVEL", "TRANSFORMERS_VERBOSITY"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["methods"]) == 0
+    assert os.environ["VLLM_LOGGING_STREAM"] == "ext://sys.stderr" and os.environ["VLLM_LOGGING_LEVEL"] == "WARNING"
+    for var in ("VLLM_LOGGING_STREAM", "VLLM_LOGGING_LEVEL", "TRANSFORMERS_VERBOSITY"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["methods", "--verbose"]) == 0
+    assert os.environ["VLLM_LOGGING_LEVEL"] == "INFO" and os.environ["TRANSFORMERS_VERBOSITY"] == "info"
+    assert "delta_mean" in capsys.readouterr().out

@@ -67,6 +67,19 @@ def check_task_names(names: list[str], our_names: set[str]) -> None:
         raise ConfigError(f"unknown task {name!r}: {hint}(`lorareuse tasks` lists every task and group)")
 
 
+def _spec_of(args: dict[str, Any]):
+    """The world a task's (unprefixed) keys describe."""
+    return make_spec(
+        args["family"],
+        args.get("familiarity"),
+        args.get("seed", 0),
+        args.get("n_test"),
+        args.get("n_target"),
+        args.get("n_skill"),
+        args.get("known"),
+    )
+
+
 def check_library_worlds(task_names: list[str], metadata: dict[str, Any] | None, library: Any) -> None:
     """Before any model loads: each of our requested tasks (groups expanded) of the library's own
     family must generate the library's world with this ``--metadata`` — the same check ``load_docs``
@@ -77,16 +90,7 @@ def check_library_worlds(task_names: list[str], metadata: dict[str, Any] | None,
 
     for task in leaf_tasks(task_names):
         args = dataset_args({**task_world_args(task), **(metadata or {})})
-        spec = make_spec(
-            args["family"],
-            args.get("familiarity"),
-            args.get("seed", 0),
-            args.get("n_test"),
-            args.get("n_target"),
-            args.get("n_skill"),
-            args.get("known"),
-        )
-        _check_library_world(library, spec)
+        _check_library_world(library, _spec_of(args))
 
 
 def load_docs(**kwargs: Any) -> dict[str, Any]:
@@ -95,15 +99,7 @@ def load_docs(**kwargs: Any) -> dict[str, Any]:
     import datasets  # lazy: importing the package stays cheap
 
     args = dataset_args(kwargs)
-    spec = make_spec(
-        args["family"],
-        args.get("familiarity"),
-        args.get("seed", 0),
-        args.get("n_test"),
-        args.get("n_target"),
-        args.get("n_skill"),
-        args.get("known"),
-    )
+    spec = _spec_of(args)
     _check_library_world(kwargs.get("library"), spec)
     ds = build_dataset(spec)
     split = str(args["split"])
