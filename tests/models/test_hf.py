@@ -397,3 +397,27 @@ def test_use_cache_from_python_is_keyed_by_the_spec(task_manager, tiny_library, 
     with sqlite3.connect(next(tmp_path.glob("lm_cache*.db"))) as con:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert len({t for t in tables if t.startswith("lorareuse_")}) == 2
+
+
+def test_simple_evaluate_without_a_device_runs_where_torch_can(tiny_library, task_manager):
+    """From Python as from the CLI: no ``device=`` picks cuda where torch sees a GPU, else cpu
+    (lm-eval's HFLM default, cuda, died with "Torch not compiled with CUDA enabled" on a CPU)."""
+    import torch
+    from lm_eval import simple_evaluate
+
+    from lorareuse_plugin.models import register_models
+
+    register_models()
+    out = simple_evaluate(
+        model="lorareuse-hf",
+        model_args={"library": str(tiny_library), "method": "delta_mean", "dtype": "float32"},
+        tasks=["lorareuse_hop1_f"],
+        task_manager=task_manager,
+        limit=2,
+        bootstrap_iters=0,
+    )
+    assert out["results"]["lorareuse_hop1_f"]["exact_match,extract"] >= 0
+    assert out["config"]["device"] is None  # nothing was passed: the model chose
+    from lorareuse_plugin.models.args import default_device
+
+    assert default_device(None) == ("cuda" if torch.cuda.is_available() else "cpu")
