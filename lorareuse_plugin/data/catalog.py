@@ -160,38 +160,42 @@ def leaf_tasks(names: list[str]) -> list[TaskSpec]:
     return list(out.values())
 
 
+# the keys each task's YAML sets under dataset_kwargs (which family and split it is; the rest is metadata):
+# a --metadata copy of one reached load_docs twice (a TypeError), so `lorareuse-eval` refuses them
+TASK_KEYS = ("family", "familiarity", "split")
+
+
 def task_world_args(spec: TaskSpec) -> dict[str, object]:
     """The ``lorareuse_*`` keys a task's YAML sends to ``load_docs`` (its dataset_kwargs and metadata)."""
     sizes = default_sizes(spec.family, spec.familiarity)
-    args: dict[str, object] = {"lorareuse_family": spec.family, "lorareuse_split": spec.split, "lorareuse_seed": 0}
+    args: dict[str, object] = {"lorareuse_family": spec.family}
     if spec.familiarity:
         args["lorareuse_familiarity"] = spec.familiarity
     args.update(
-        {"lorareuse_n_test": sizes.n_test, "lorareuse_n_target": sizes.n_target, "lorareuse_n_skill": sizes.n_skill}
+        {
+            "lorareuse_split": spec.split,
+            "lorareuse_seed": 0,
+            "lorareuse_n_test": sizes.n_test,
+            "lorareuse_n_target": sizes.n_target,
+            "lorareuse_n_skill": sizes.n_skill,
+        }
     )
     return args
 
 
 def render_task(spec: TaskSpec) -> str:
-    sizes = default_sizes(spec.family, spec.familiarity)
+    args = task_world_args(spec)
+    fixed = {f"lorareuse_{k}" for k in TASK_KEYS}
     lines = [
         _HEADER.rstrip("\n"),
         f"# {spec.description}",
         f"task: {spec.name}",
         f"include: ../{FORMS[spec.form]}",
         "dataset_kwargs:",
-        f"  lorareuse_family: {spec.family}",
-    ]
-    if spec.familiarity:
-        lines.append(f"  lorareuse_familiarity: {spec.familiarity}")
-    lines += [
-        f"  lorareuse_split: {spec.split}",
+        *(f"  {k}: {v}" for k, v in args.items() if k in fixed),
         "metadata:",
         f"  version: {TASK_VERSION}",
-        "  lorareuse_seed: 0",
-        f"  lorareuse_n_test: {sizes.n_test}",
-        f"  lorareuse_n_target: {sizes.n_target}",
-        f"  lorareuse_n_skill: {sizes.n_skill}",
+        *(f"  {k}: {v}" for k, v in args.items() if k not in fixed),
     ]
     return "\n".join(lines) + "\n"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from lorareuse_plugin.data.build import build_dataset, make_spec
+from lorareuse_plugin.data.catalog import TASK_KEYS
 from lorareuse_plugin.errors import ConfigError
 
 PREFIX = "lorareuse_"
@@ -29,10 +30,6 @@ def dataset_args(kwargs: dict[str, Any]) -> dict[str, Any]:
         if required not in ours:
             raise ConfigError(f"task config lacks {PREFIX}{required}: add it under dataset_kwargs")
     return ours
-
-
-# set by each task's own dataset_kwargs: a --metadata copy reached load_docs twice (a TypeError)
-TASK_KEYS = ("family", "familiarity", "split")
 
 
 def check_metadata(metadata: dict[str, Any] | None) -> None:

@@ -216,8 +216,9 @@ def load_recipe(path: str | Path) -> Recipe:
     if not p.is_file():
         import difflib
 
-        close = difflib.get_close_matches(str(path), shipped_recipes(), n=1, cutoff=0.6)
-        top = [r.removeprefix("adapters/").removesuffix(".yaml") for r in shipped_recipes() if r.count("/") == 1]
+        shipped = shipped_recipes()
+        close = difflib.get_close_matches(str(path), shipped, n=1, cutoff=0.6)
+        top = [r.removeprefix("adapters/").removesuffix(".yaml") for r in shipped if r.count("/") == 1]
         raise ConfigError(
             f"recipe {path} not found: pass a YAML file"
             + (f" (did you mean {close[0]}?)" if close else "")

@@ -65,7 +65,8 @@ def split_reuse_kwargs(method: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     info = get_method(str(method).split(":")[0])
     own = {f.name for f in dataclasses.fields(info.params_cls)}
     params = {k: kwargs.pop(k) for k in list(kwargs) if k in own}
-    stray = sorted(k for k in kwargs if k in method_parameters())
+    every = method_parameters()
+    stray = sorted(k for k in kwargs if k in every)
     if stray:
         allowed = ", ".join(sorted(own)) or "none"
         raise ConfigError(f"method {info.name} has no parameter {', '.join(stray)}; its parameters: {allowed}")

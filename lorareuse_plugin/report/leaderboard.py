@@ -23,7 +23,7 @@ from lorareuse_plugin.library.manifest import load_library
 from lorareuse_plugin.library.source import Library, open_library
 from lorareuse_plugin.report.claims import DEFAULT_THRESHOLD, check_threshold
 from lorareuse_plugin.report.ladder import LadderEntry, foreign_ladder, ladder
-from lorareuse_plugin.report.quiet import each_warning_once, env_info_once, quiet_git_hash, without_progress_bars
+from lorareuse_plugin.report.quiet import ladder_quiet
 from lorareuse_plugin.report.tables import aggregate, gaps, to_csv, to_markdown
 from lorareuse_plugin.report.taskpool import TaskInfo, TaskPool, resolve_tasks, task_info
 from lorareuse_plugin.stats.intervals import DEFAULT_RESAMPLES, MIN_RESAMPLES
@@ -303,15 +303,12 @@ def run_library(
     tm = None
     tasks = pool.names
     label = board_label(lib)
-    results_of: dict[int, tuple[dict, str]] = {}
+    rows_of: dict[int, list[dict]] = {}
     pending = {}
 
     def logged(i: int, entry: LadderEntry, served: str, results: dict, seconds: float) -> None:
-        results_of[i] = (results, served)
-        shown = " ".join(
-            f"{r['task'].removeprefix('lorareuse_')}={r['value']:.2f}"
-            for r in _rows(results, lib, entry, tasks, served, runs_dir / entry.slug)
-        )
+        rows_of[i] = _rows(results, lib, entry, tasks, served, runs_dir / entry.slug)
+        shown = " ".join(f"{r['task'].removeprefix('lorareuse_')}={r['value']:.2f}" for r in rows_of[i])
         seed = f" seed {world_seed(lib)}" if lib.has_world else ""
         log(
             f"[{i}/{len(entries)}] {label}{seed} "
@@ -325,7 +322,7 @@ def run_library(
         key = _run_key(lib, entry, pool, limit, served, base_path, apply_chat_template)
         cached = _cached_run(run_dir, key)
         if cached is not None:  # same spec, tasks, world and backend: the results on disk are this run's
-            results_of[i] = (cached, served)
+            rows_of[i] = _rows(cached, lib, entry, tasks, served, run_dir)
             log(f"[{i}/{len(entries)}] {label} {entry.label}: cached")
             continue
         job = RunJob(
@@ -344,11 +341,7 @@ def run_library(
         if results is None:
             raise RuntimeError(f"the worker's run of {entry.label} left no results in {run_dir}")
         logged(i, entry, served, results, seconds)
-    rows: list[dict] = []
-    for i, entry in enumerate(entries, 1):
-        results, served = results_of[i]
-        rows += _rows(results, lib, entry, tasks, served, runs_dir / entry.slug)
-    return rows
+    return [row for i in range(1, len(entries) + 1) for row in rows_of[i]]
 
 
 def run_leaderboard(
@@ -437,13 +430,7 @@ def run_leaderboard(
     from lorareuse_plugin.report.workers import ladder_workers
 
     # lm-eval repeats itself on every run of a ladder
-    with (
-        each_warning_once(),
-        without_progress_bars(),
-        quiet_git_hash(),
-        env_info_once(),
-        ladder_workers(workers if executor is None and backend == "hf" else 1) as own,
-    ):
+    with ladder_quiet(), ladder_workers(workers if executor is None and backend == "hf" else 1) as own:
         for lib, base_path in zip(libs, bases, strict=True):
             for seed in seeds or [world_seed(lib)]:
                 lib_s = library_for_seed(lib, seed, log) if lib.has_world else lib

@@ -146,3 +146,11 @@ def env_info_once() -> Iterator[None]:
 
     with replaced(evaluator, "add_env_info", add_env_info):
         yield
+
+
+@contextlib.contextmanager
+def ladder_quiet() -> Iterator[None]:
+    """Everything a ladder's runs need quieted, in one block: each lm-eval warning once, no progress
+    bars, no git noise, one environment report (the leaderboard and each of its worker processes)."""
+    with each_warning_once(), without_progress_bars(), quiet_git_hash(), env_info_once():
+        yield

@@ -50,12 +50,11 @@ def default_workers(device: str) -> int:
 def _init(threads: int) -> None:
     import torch
 
-    from lorareuse_plugin.report.quiet import each_warning_once, env_info_once, quiet_git_hash, without_progress_bars
+    from lorareuse_plugin.report.quiet import ladder_quiet
 
     torch.set_num_threads(threads)
     stack = contextlib.ExitStack()  # held for the worker's life: its runs are one ladder's runs
-    for ctx in (each_warning_once(), without_progress_bars(), quiet_git_hash(), env_info_once()):
-        stack.enter_context(ctx)
+    stack.enter_context(ladder_quiet())
     _STATE.update(stack=stack, base_cache={}, task_managers={})
 
 
