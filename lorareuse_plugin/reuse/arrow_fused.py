@@ -1,9 +1,9 @@
 """Our fused Arrow forward: the same routing as PEFT's Arrow layer, without its per-call costs.
 
 PEFT's layer restacks every expert's A and B on every call, computes every expert's full output
-for every token into a ``[tokens, experts, out]`` tensor and then mixes it. Here, per adapted
-linear layer, the experts' factors are concatenated once at load — ``A_cat`` [Σr, in] and
-``B_cat`` [out, Σr] with each expert's scaling folded into its B — and a forward hook adds
+for every token into a ``[tokens, experts, out]`` tensor and then mixes it. Here the experts'
+factors are concatenated once at load — per adapted linear layer ``A_cat`` [Σr, in] and ``B_cat``
+[out, Σr] with each expert's scaling folded into its B — and a forward hook adds
 
     [s | z] = x @ [P; A_cat]ᵀ                   # routing scores and every expert's rank projection
     coeff = softmax(top-k(|s|) / T)             # [tokens, experts], 0 outside the top-k
@@ -11,6 +11,10 @@ linear layer, the experts' factors are concatenated once at load — ``A_cat`` [
 
 — one projection for routing and all experts' ranks at once, the routing weights applied to the
 rank slices, one projection back; top-1 keeps the winner's slice by a mask (its softmax is 1).
+Layers that read one input tensor (q/k/v, gate/up: found by one two-token probe forward at attach)
+share that projection and the routing ops: ``x @ [P_q; P_k; P_v; A_q; A_k; A_v]ᵀ`` once, routed
+over [tokens, members, experts] once, then each member adds its own slice @ B_mᵀ. On a small model
+those per-layer ops, not the arithmetic, are the cost (bench P3).
 Mathematically equal to PEFT's sum Σ_e coeff_e·s_e·B_e(A_e x) (tested to 1e-5);
 only the summation order differs. Experts may differ in rank and in the modules they adapt (no
 padded copies): an expert without a LoRA on a module keeps a zero prototype there, as in the
@@ -19,6 +23,7 @@ padded PEFT path, and contributes no rank rows.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,48 +33,94 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lorareuse_plugin.reuse.lora_io import LoraFactors
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class FusedArrowLayer:
-    """One adapted linear layer's stacked factors, prototypes and routing settings.
+    """One adapted linear layer's stacked factors, prototypes and routing settings."""
 
-    ``proj`` is ``[prototypes; A_cat]``: one matmul gives the routing scores and every expert's rank
-    projection at once."""
-
-    proj: torch.Tensor  # [experts + Σr, in]
+    protos: torch.Tensor  # [experts, in]
+    a_cat: torch.Tensor  # [Σr, in]
     b_cat: torch.Tensor  # [out, Σr], scaling folded in
     owner: torch.Tensor  # [Σr]: the expert of each rank row
     experts: int
     top_k: int
     temperature: float
 
-    def _weighted(self, tok: torch.Tensor) -> torch.Tensor:
-        """[t, Σr]: every expert's rank projection times its routing weight (0 outside the top-k)."""
+
+class FusedArrowGroup:
+    """The fused layers of the modules that read one input tensor, served by one projection.
+
+    The first member called computes every member's routed rank projection; the others take
+    their slice when they are called with *the same tensor object* and compute afresh otherwise,
+    so a wrong grouping costs time, never correctness."""
+
+    def __init__(self, layers: Sequence[FusedArrowLayer]):
+        import torch
+
+        first = layers[0]
+        self.experts, self.top_k, self.temperature = first.experts, first.top_k, first.temperature
+        self.members = len(layers)
+        # top-1 scores each expert as +P and −P: the argmax of the signed scores is the argmax of |x·P|,
+        # with no abs pass; top-k needs |x·P| itself for its softmax
+        self.signs = 2 if self.top_k == 1 else 1
+        protos = [torch.cat([la.protos, -la.protos]) if self.signs == 2 else la.protos for la in layers]
+        self.proj = torch.cat(protos + [la.a_cat for la in layers])
+        self.b_cats = [la.b_cat for la in layers]
+        ranks = [la.a_cat.shape[0] for la in layers]
+        starts = [sum(ranks[:i]) for i in range(len(ranks))]
+        self.slices = [slice(s, s + r) for s, r in zip(starts, ranks, strict=True)]
+        # expand[(member, sign, expert), rank row] = 1 where the row is that member's expert's: one small
+        # matmul spreads the routing weights over the rank rows (an index op here costs more)
+        width = self.signs * self.experts
+        self.expand = torch.zeros(self.members * width, sum(ranks), dtype=first.a_cat.dtype, device=first.a_cat.device)
+        for m, (la, start) in enumerate(zip(layers, starts, strict=True)):
+            for row, e in enumerate(la.owner.tolist()):
+                for sign in range(self.signs):
+                    self.expand[m * width + sign * self.experts + e, start + row] = 1.0
+        self._x = self._zw = None
+        self._left = 0
+
+    def weighted(self, tok: torch.Tensor) -> torch.Tensor:
+        """[t, Σr of all members]: every rank projection times its routing weight (0 outside the top-k)."""
         import torch
 
         both = tok @ self.proj.T
-        sim, z = both[:, : self.experts].abs(), both[:, self.experts :]
-        if self.top_k == 1:  # softmax over one score is 1: keep the winner's rank slice
-            return z * (self.owner == sim.argmax(1, keepdim=True))
-        if self.top_k >= self.experts:
-            coeff = torch.softmax(sim / self.temperature, dim=1)
+        scored = self.members * self.signs * self.experts
+        sim, z = both[:, :scored].view(-1, self.members, self.signs * self.experts), both[:, scored:]
+        if self.top_k == 1:  # softmax over one score is 1: keep the winner's rank rows
+            # max().indices, not argmax(): the same first maximum, ~5x faster on this small last dim
+            coeff = torch.zeros_like(sim).scatter_(-1, sim.max(-1, keepdim=True).indices, 1.0)
+        elif self.top_k >= self.experts:
+            coeff = torch.softmax(sim.abs() / self.temperature, dim=-1)
         else:
-            top_v, idx = torch.topk(sim, self.top_k, dim=1)
-            coeff = torch.zeros_like(sim).scatter_(1, idx, torch.softmax(top_v / self.temperature, dim=1))
-        return z * coeff.index_select(1, self.owner)
+            top_v, idx = torch.topk(sim.abs(), self.top_k, dim=-1)
+            coeff = torch.zeros_like(sim).scatter_(-1, idx, torch.softmax(top_v / self.temperature, dim=-1))
+        return z * (coeff.view(coeff.shape[0], -1) @ self.expand)
 
-    def delta(self, x: torch.Tensor) -> torch.Tensor:
-        tok = x.reshape(-1, x.shape[-1]).to(self.proj.dtype)
-        return (self._weighted(tok) @ self.b_cat.T).view(*x.shape[:-1], self.b_cat.shape[0])
+    def member_hook(self, member: int):
+        """The forward hook of one member module: adds its routed LoRA output."""
 
-    def __call__(self, module, args, output):
+        def hook(module, args, output):
+            return self.add_delta(member, args[0], output)
+
+        return hook
+
+    def add_delta(self, member: int, x: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
         import torch
 
-        x = args[0]
+        if self._x is not x:
+            self._zw = self.weighted(x.reshape(-1, x.shape[-1]).to(self.proj.dtype))
+            self._x, self._left = x, self.members
+        zw = self._zw[:, self.slices[member]]
+        self._left -= 1
+        if self._left == 0:  # every member served: drop the references
+            self._x = self._zw = None
+        b = self.b_cats[member]
         if torch.is_grad_enabled() or output.dtype != self.proj.dtype:
-            return output + self.delta(x).to(output.dtype)
-        flat = output.view(-1, output.shape[-1])  # inference: add in place, no second output tensor
-        flat.addmm_(self._weighted(x.reshape(-1, x.shape[-1])), self.b_cat.T)
+            return output + (zw @ b.T).view(*x.shape[:-1], b.shape[0]).to(output.dtype)
+        output.view(-1, output.shape[-1]).addmm_(zw, b.T)  # inference: add in place
         return output
 
 
@@ -98,7 +149,8 @@ def fused_layers(
         if not a_rows:  # every expert's LoRA on this module is zero: nothing to add
             continue
         layers[module] = FusedArrowLayer(
-            proj=torch.cat([torch.stack(protos), torch.cat(a_rows)]).to(device=device, dtype=dtype),
+            protos=torch.stack(protos).to(device=device, dtype=dtype),
+            a_cat=torch.cat(a_rows).to(device=device, dtype=dtype),
             b_cat=torch.cat(b_cols, dim=1).to(device=device, dtype=dtype),
             owner=torch.tensor(owner, device=device),
             experts=len(adapters),
@@ -108,6 +160,45 @@ def fused_layers(
     return layers
 
 
+def shared_inputs(model, names: Sequence[str]) -> list[list[str]]:
+    """``names`` grouped by the input tensor their modules read, from one two-token probe forward
+    of ``model`` (in call order); a module the probe does not reach stays alone."""
+    import torch
+
+    seen: dict[str, torch.Tensor] = {}
+
+    def recorder(name):
+        def record(module, args):
+            seen.setdefault(name, args[0])
+
+        return record
+
+    handles = [model.get_submodule(n).register_forward_pre_hook(recorder(n)) for n in names]
+    try:
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            model(input_ids=torch.zeros(1, 2, dtype=torch.long, device=device))
+    except Exception as err:  # equal results either way: only the sharing is lost
+        log.warning("arrow: the probe forward failed (%s); every adapted layer routes on its own", err)
+        return [[n] for n in names]
+    finally:
+        for h in handles:
+            h.remove()
+    groups: list[list[str]] = []
+    for name in [*seen, *(n for n in names if n not in seen)]:
+        match = next((g for g in groups if name in seen and seen.get(g[0]) is seen[name]), None)
+        if match is None:
+            groups.append([name])
+        else:
+            match.append(name)
+    return groups
+
+
 def attach(model, layers: dict[str, FusedArrowLayer]) -> list:
-    """Hook every fused layer onto its linear module of ``model``; returns the hook handles."""
-    return [model.get_submodule(name).register_forward_hook(layer) for name, layer in layers.items()]
+    """Hook every fused layer onto its linear module of ``model`` (layers reading one input grouped);
+    returns the hook handles."""
+    handles = []
+    for names in shared_inputs(model, sorted(layers)):
+        group = FusedArrowGroup([layers[n] for n in names])
+        handles += [model.get_submodule(n).register_forward_hook(group.member_hook(i)) for i, n in enumerate(names)]
+    return handles
