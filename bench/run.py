@@ -24,6 +24,7 @@ SCRIPTS = (
     "p2_routed",
     "p3_arrow",
     "p3_scale",
+    "p3_floor",
     "p6_vllm",
     "p7_baselines",
     "p8_library_size",
