@@ -53,7 +53,8 @@ class FusedArrowGroup:
     """The fused layers of the modules that read one input tensor, served by one projection.
 
     The first member called computes every member's routed rank projection; the others take
-    their slice when they are called with *the same tensor object* and compute afresh otherwise,
+    their slice when they are called with *the same tensor object*, unchanged (its version counter),
+    and compute afresh otherwise,
     so a wrong grouping costs time, never correctness."""
 
     def __init__(self, layers: Sequence[FusedArrowLayer]):
@@ -80,7 +81,7 @@ class FusedArrowGroup:
                 for sign in range(self.signs):
                     self.expand[m * width + sign * self.experts + e, start + row] = 1.0
         self._x = self._zw = None
-        self._left = 0
+        self._version = self._left = 0
 
     def weighted(self, tok: torch.Tensor) -> torch.Tensor:
         """[t, Σr of all members]: every rank projection times its routing weight (0 outside the top-k)."""
@@ -110,9 +111,9 @@ class FusedArrowGroup:
     def add_delta(self, member: int, x: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
         import torch
 
-        if self._x is not x:
+        if self._x is not x or self._version != x._version:  # another tensor, or this one changed in place
             self._zw = self.weighted(x.reshape(-1, x.shape[-1]).to(self.proj.dtype))
-            self._x, self._left = x, self.members
+            self._x, self._version, self._left = x, x._version, self.members
         zw = self._zw[:, self.slices[member]]
         self._left -= 1
         if self._left == 0:  # every member served: drop the references

@@ -65,6 +65,14 @@ def test_a_group_equals_its_members_routed_alone(top_k):
             shared = group.add_delta(i, inp, torch.zeros(2, 7, layer.b_cat.shape[0]))
             assert torch.allclose(shared, alone, atol=1e-5)
             assert float(alone.abs().max()) > 0.1
+    # the same tensor object changed in place between two members: recomputed, not served stale
+    changed = x.clone()
+    with torch.no_grad():
+        group.add_delta(0, changed, torch.zeros(2, 7, 8))
+        changed.mul_(-2.0)
+        shared = group.add_delta(1, changed, torch.zeros(2, 7, 5))
+        alone = FusedArrowGroup([layers[1]]).add_delta(0, changed, torch.zeros(2, 7, 5))
+    assert torch.allclose(shared, alone, atol=1e-5)
     # by hand, member 0, top-1: the winner's B(A x) only
     tok = x.reshape(-1, 16)
     win = (tok @ layers[0].protos.T).abs().argmax(1)
