@@ -18,7 +18,7 @@ def main() -> list[dict]:
     from transformers import AutoModelForCausalLM
 
     from lorareuse_plugin.library.manifest import load_library
-    from lorareuse_plugin.reuse.arrow_fused import FusedArrowGroup, attach, fused_layers, shared_inputs
+    from lorareuse_plugin.reuse.arrow_fused import FusedArrowGroup, attach, fused_layers
     from lorareuse_plugin.reuse.lora_io import read_experts
 
     class Unrouted(FusedArrowGroup):
@@ -30,11 +30,7 @@ def main() -> list[dict]:
     layers = fused_layers(read_experts(lib, ["hop1", "hop2", "target"]), 1, 1.0, torch.float32, "cpu")
     models = {name: AutoModelForCausalLM.from_pretrained(path).eval() for name in ("base", "fused", "floor")}
     attach(models["fused"], layers)
-    floor = models["floor"]
-    for names in shared_inputs(floor, sorted(layers)):
-        group = Unrouted([layers[n] for n in names])
-        for i, n in enumerate(names):
-            floor.get_submodule(n).register_forward_hook(group.member_hook(i))
+    attach(models["floor"], layers, group_type=Unrouted)
     ids = torch.randint(3, 500, (32, 40), generator=torch.Generator().manual_seed(0))
     best = dict.fromkeys(models, float("inf"))
     with torch.no_grad():

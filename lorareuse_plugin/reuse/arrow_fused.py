@@ -10,11 +10,11 @@ factors are concatenated once at load — per adapted linear layer ``A_cat`` [Σ
     Δ = (z ⊙ coeff[:, owner]) @ B_catᵀ          # added in place to the layer's output (inference)
 
 — one projection for routing and all experts' ranks at once, the routing weights applied to the
-rank slices, one projection back; top-1 keeps the winner's slice by a mask (its softmax is 1).
+rank slices, one projection back; top-1 keeps the winner's slice by a one-hot (its softmax is 1).
 Layers that read one input tensor (q/k/v, gate/up: found by one two-token probe forward at attach)
 share that projection and the routing ops: ``x @ [P_q; P_k; P_v; A_q; A_k; A_v]ᵀ`` once, routed
-over [tokens, members, experts] once, then each member adds its own slice @ B_mᵀ. On a small model
-those per-layer ops, not the arithmetic, are the cost (bench P3).
+over [tokens, members, experts] once, then each member adds its own slice @ B_mᵀ. On the demo base
+those routing ops are about a third of the overhead, the experts' LoRA arithmetic the rest (bench P3).
 Mathematically equal to PEFT's sum Σ_e coeff_e·s_e·B_e(A_e x) (tested to 1e-5);
 only the summation order differs. Experts may differ in rank and in the modules they adapt (no
 padded copies): an expert without a LoRA on a module keeps a zero prototype there, as in the
@@ -54,8 +54,7 @@ class FusedArrowGroup:
 
     The first member called computes every member's routed rank projection; the others take
     their slice when they are called with *the same tensor object*, unchanged (its version counter),
-    and compute afresh otherwise,
-    so a wrong grouping costs time, never correctness."""
+    and compute afresh otherwise, so a wrong grouping costs time, never correctness."""
 
     def __init__(self, layers: Sequence[FusedArrowLayer]):
         import torch
@@ -76,10 +75,10 @@ class FusedArrowGroup:
         # matmul spreads the routing weights over the rank rows (an index op here costs more)
         width = self.signs * self.experts
         self.expand = torch.zeros(self.members * width, sum(ranks), dtype=first.a_cat.dtype, device=first.a_cat.device)
-        for m, (la, start) in enumerate(zip(layers, starts, strict=True)):
-            for row, e in enumerate(la.owner.tolist()):
-                for sign in range(self.signs):
-                    self.expand[m * width + sign * self.experts + e, start + row] = 1.0
+        owner_rows = torch.cat([la.owner + m * width for m, la in enumerate(layers)])  # the +P row of each rank row
+        columns = torch.arange(sum(ranks), device=owner_rows.device)
+        for sign in range(self.signs):
+            self.expand[owner_rows + sign * self.experts, columns] = 1.0
         self._x = self._zw = None
         self._version = self._left = 0
 
@@ -185,21 +184,17 @@ def shared_inputs(model, names: Sequence[str]) -> list[list[str]]:
     finally:
         for h in handles:
             h.remove()
-    groups: list[list[str]] = []
-    for name in [*seen, *(n for n in names if n not in seen)]:
-        match = next((g for g in groups if name in seen and seen.get(g[0]) is seen[name]), None)
-        if match is None:
-            groups.append([name])
-        else:
-            match.append(name)
-    return groups
+    by_input: dict[int, list[str]] = {}  # every recorded tensor is held in ``seen``: its id is unique
+    for name, x in seen.items():
+        by_input.setdefault(id(x), []).append(name)
+    return [*by_input.values(), *([n] for n in names if n not in seen)]
 
 
-def attach(model, layers: dict[str, FusedArrowLayer]) -> list:
+def attach(model, layers: dict[str, FusedArrowLayer], group_type: type[FusedArrowGroup] = FusedArrowGroup) -> list:
     """Hook every fused layer onto its linear module of ``model`` (layers reading one input grouped);
-    returns the hook handles."""
+    returns the hook handles. ``group_type``: bench P3's floor swaps in a group without routing."""
     handles = []
     for names in shared_inputs(model, sorted(layers)):
-        group = FusedArrowGroup([layers[n] for n in names])
+        group = group_type([layers[n] for n in names])
         handles += [model.get_submodule(n).register_forward_hook(group.member_hook(i)) for i, n in enumerate(names)]
     return handles

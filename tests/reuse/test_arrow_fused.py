@@ -32,7 +32,7 @@ def test_fused_arrow_refuses_an_unknown_impl(tiny_library):
         parse_spec(tiny_library, "arrow", "hop1+hop2", arrow_impl="triton")
 
 
-def _random_layer(torch, in_features: int, out: int, ranks: list[int], top_k: int) -> "object":
+def _random_layer(torch, in_features: int, out: int, ranks: list[int], top_k: int):
     from lorareuse_plugin.reuse.arrow_fused import FusedArrowLayer
 
     owner = [e for e, r in enumerate(ranks) for _ in range(r)]
@@ -73,12 +73,11 @@ def test_a_group_equals_its_members_routed_alone(top_k):
         shared = group.add_delta(1, changed, torch.zeros(2, 7, 5))
         alone = FusedArrowGroup([layers[1]]).add_delta(0, changed, torch.zeros(2, 7, 5))
     assert torch.allclose(shared, alone, atol=1e-5)
-    # by hand, member 0, top-1: the winner's B(A x) only
-    tok = x.reshape(-1, 16)
-    win = (tok @ layers[0].protos.T).abs().argmax(1)
-    a, b, owner = layers[0].a_cat, layers[0].b_cat, layers[0].owner
-    by_hand = torch.stack([b[:, owner == w] @ (a[owner == w] @ t) for t, w in zip(tok, win, strict=True)])
-    if top_k == 1:
+    if top_k == 1:  # by hand, member 0: the winner's B(A x) only
+        tok = x.reshape(-1, 16)
+        win = (tok @ layers[0].protos.T).abs().argmax(1)
+        a, b, owner = layers[0].a_cat, layers[0].b_cat, layers[0].owner
+        by_hand = torch.stack([b[:, owner == w] @ (a[owner == w] @ t) for t, w in zip(tok, win, strict=True)])
         got = FusedArrowGroup([layers[0]]).add_delta(0, x, torch.zeros(2, 7, 8)).reshape(-1, 8)
         assert torch.allclose(got, by_hand, atol=1e-4)
 
