@@ -23,7 +23,7 @@ def main() -> list[dict]:
 
     class Unrouted(FusedArrowGroup):
         def weighted(self, tok):
-            return (tok @ self.proj.T)[:, self.members * self.signs * self.experts :]
+            return (tok @ self.proj.T)[:, self.scored : self.scored + self.members * self.block]
 
     lib = load_library(common.demo_library())
     path = lib.manifest["base"]["name_or_path"]

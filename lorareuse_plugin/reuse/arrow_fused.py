@@ -10,15 +10,18 @@ factors are concatenated once at load — per adapted linear layer ``A_cat`` [Σ
     Δ = (z ⊙ coeff[:, owner]) @ B_catᵀ          # added in place to the layer's output (inference)
 
 — one projection for routing and all experts' ranks at once, the routing weights applied to the
-rank slices, one projection back; top-1 keeps the winner's slice by a one-hot (its softmax is 1).
-Layers that read one input tensor (q/k/v, gate/up: found by one two-token probe forward at attach)
-share that projection and the routing ops: ``x @ [P_q; P_k; P_v; A_q; A_k; A_v]ᵀ`` once, routed
-over [tokens, members, experts] once, then each member adds its own slice @ B_mᵀ. On the demo base
-those routing ops are about a third of the overhead, the experts' LoRA arithmetic the rest (bench P3).
-Mathematically equal to PEFT's sum Σ_e coeff_e·s_e·B_e(A_e x) (tested to 1e-5);
-only the summation order differs. Experts may differ in rank and in the modules they adapt (no
-padded copies): an expert without a LoRA on a module keeps a zero prototype there, as in the
-padded PEFT path, and contributes no rank rows.
+rank slices, one projection back. Top-1 (the default; its softmax is 1) takes the weights as one
+row lookup: the winner's row of a 0/1 table that marks its rank rows. Layers that read one input
+tensor (q/k/v, gate/up: found by one two-token probe forward at attach) share that projection and
+the routing ops: ``x @ [P_q; P_k; P_v; A_q; A_k; A_v]ᵀ`` once, routed over [tokens, members,
+experts] once, then each member adds its own slice @ B_mᵀ. The projection's rows are padded to whole
+tiles of 16 (a ragged GEMM tile costs up to a quarter more on AVX-512). On the demo base the
+experts' LoRA arithmetic is about two-thirds of the overhead, the routing the rest (bench P3's
+floor). Mathematically equal to PEFT's sum Σ_e coeff_e·s_e·B_e(A_e x) (tested to 1e-5); only the
+summation order differs. Experts may differ in rank and in the modules they adapt: an expert
+without a LoRA on a module keeps a zero prototype there, as in the padded PEFT path, and
+contributes no rank rows (members of a group with fewer rank rows are padded with zero rows to
+the largest, so every member's block has one size).
 """
 
 from __future__ import annotations
@@ -65,39 +68,53 @@ class FusedArrowGroup:
         # top-1 scores each expert as +P and −P: the argmax of the signed scores is the argmax of |x·P|,
         # with no abs pass; top-k needs |x·P| itself for its softmax
         self.signs = 2 if self.top_k == 1 else 1
-        protos = [torch.cat([la.protos, -la.protos]) if self.signs == 2 else la.protos for la in layers]
-        self.proj = torch.cat(protos + [la.a_cat for la in layers])
-        self.b_cats = [la.b_cat for la in layers]
-        ranks = [la.a_cat.shape[0] for la in layers]
-        starts = [sum(ranks[:i]) for i in range(len(ranks))]
-        self.slices = [slice(s, s + r) for s, r in zip(starts, ranks, strict=True)]
-        # expand[(member, sign, expert), rank row] = 1 where the row is that member's expert's: one small
-        # matmul spreads the routing weights over the rank rows (an index op here costs more)
         width = self.signs * self.experts
-        self.expand = torch.zeros(self.members * width, sum(ranks), dtype=first.a_cat.dtype, device=first.a_cat.device)
-        owner_rows = torch.cat([la.owner + m * width for m, la in enumerate(layers)])  # the +P row of each rank row
-        columns = torch.arange(sum(ranks), device=owner_rows.device)
-        for sign in range(self.signs):
-            self.expand[owner_rows + sign * self.experts, columns] = 1.0
+        self.scored = self.members * width
+        # every member's rank rows in a block of the same size R (zero rows pad a smaller one), so the
+        # routing weights of [tokens, members] are rows of one table: table[(member, sign, expert)] is 1
+        # on that expert's rank rows within the member's block
+        ranks = [la.a_cat.shape[0] for la in layers]
+        self.block = max(ranks)
+        dtype, device = first.a_cat.dtype, first.a_cat.device
+        a_blocks = [
+            torch.cat([la.a_cat, la.a_cat.new_zeros(self.block - r, la.a_cat.shape[1])])
+            for la, r in zip(layers, ranks, strict=True)
+        ]
+        protos = [torch.cat([la.protos, -la.protos]) if self.signs == 2 else la.protos for la in layers]
+        proj = torch.cat(protos + a_blocks)
+        # whole tiles of 16 output columns: a GEMM with a ragged last tile costs up to ~25 % more
+        # on AVX-512 (90 columns: 129 µs, 96: 105 µs on the demo shapes; bench P3)
+        self.proj = torch.cat([proj, proj.new_zeros(-proj.shape[0] % 16, proj.shape[1])])
+        self.b_cats = [la.b_cat for la in layers]
+        self.slices = [slice(m * self.block, m * self.block + r) for m, r in enumerate(ranks)]
+        self.table = torch.zeros(self.scored, self.block, dtype=dtype, device=device)
+        for m, la in enumerate(layers):
+            rows = torch.arange(la.owner.shape[0], device=device)
+            for sign in range(self.signs):
+                self.table[m * width + sign * self.experts + la.owner, rows] = 1.0
+        self.offsets = torch.arange(self.members, device=device) * width  # each member's first table row
         self._x = self._zw = None
         self._version = self._left = 0
 
     def weighted(self, tok: torch.Tensor) -> torch.Tensor:
-        """[t, Σr of all members]: every rank projection times its routing weight (0 outside the top-k)."""
+        """[t, members × R]: every rank projection times its routing weight (0 outside the top-k)."""
         import torch
 
         both = tok @ self.proj.T
-        scored = self.members * self.signs * self.experts
-        sim, z = both[:, :scored].view(-1, self.members, self.signs * self.experts), both[:, scored:]
-        if self.top_k == 1:  # softmax over one score is 1: keep the winner's rank rows
+        sim = both[:, : self.scored].view(-1, self.members, self.signs * self.experts)
+        z = both[:, self.scored : self.scored + self.members * self.block]
+        if self.top_k == 1:  # softmax over one score is 1: look up the winner's row of the table
             # max().indices, not argmax(): the same first maximum, ~5x faster on this small last dim
-            coeff = torch.zeros_like(sim).scatter_(-1, sim.max(-1, keepdim=True).indices, 1.0)
-        elif self.top_k >= self.experts:
-            coeff = torch.softmax(sim.abs() / self.temperature, dim=-1)
+            weights = torch.nn.functional.embedding(sim.max(-1).indices + self.offsets, self.table)
         else:
-            top_v, idx = torch.topk(sim.abs(), self.top_k, dim=-1)
-            coeff = torch.zeros_like(sim).scatter_(-1, idx, torch.softmax(top_v / self.temperature, dim=-1))
-        return z * (coeff.view(coeff.shape[0], -1) @ self.expand)
+            if self.top_k >= self.experts:
+                coeff = torch.softmax(sim.abs() / self.temperature, dim=-1)
+            else:
+                top_v, idx = torch.topk(sim.abs(), self.top_k, dim=-1)
+                coeff = torch.zeros_like(sim).scatter_(-1, idx, torch.softmax(top_v / self.temperature, dim=-1))
+            # [t, members, experts] · table per member: the weights spread over the rank rows
+            weights = torch.einsum("tme,mer->tmr", coeff, self.table.view(self.members, -1, self.block))
+        return z * weights.reshape(z.shape[0], -1)
 
     def member_hook(self, member: int):
         """The forward hook of one member module: adds its routed LoRA output."""
