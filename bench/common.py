@@ -116,3 +116,15 @@ def side_by_side(models: dict[str, Callable[[], object]], requests: list) -> dic
             best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
     n = len(requests)
     return {k: {"eval_s": best[k], "load_s": load_s[k], "requests": n, "req_per_s": n / best[k]} for k in loaded}
+
+
+def unrouted_group_type() -> type:
+    """The fused Arrow group with the routing cut out: every expert's rank projection added, no
+    scores, no top-k — the LoRA arithmetic any per-token mixture of these experts pays (P3's floor)."""
+    from lorareuse_plugin.reuse.arrow_fused import FusedArrowGroup
+
+    class Unrouted(FusedArrowGroup):
+        def weighted(self, tok):
+            return (tok @ self.proj.T)[:, self.scored : self.scored + self.members * self.block]
+
+    return Unrouted

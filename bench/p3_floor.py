@@ -18,19 +18,15 @@ def main() -> list[dict]:
     from transformers import AutoModelForCausalLM
 
     from lorareuse_plugin.library.manifest import load_library
-    from lorareuse_plugin.reuse.arrow_fused import FusedArrowGroup, attach, fused_layers
+    from lorareuse_plugin.reuse.arrow_fused import attach, fused_layers
     from lorareuse_plugin.reuse.lora_io import read_experts
-
-    class Unrouted(FusedArrowGroup):
-        def weighted(self, tok):
-            return (tok @ self.proj.T)[:, self.scored : self.scored + self.members * self.block]
 
     lib = load_library(common.demo_library())
     path = lib.manifest["base"]["name_or_path"]
     layers = fused_layers(read_experts(lib, ["hop1", "hop2", "target"]), 1, 1.0, torch.float32, "cpu")
     models = {name: AutoModelForCausalLM.from_pretrained(path).eval() for name in ("base", "fused", "floor")}
     attach(models["fused"], layers)
-    attach(models["floor"], layers, group_type=Unrouted)
+    attach(models["floor"], layers, group_type=common.unrouted_group_type())
     ids = torch.randint(3, 500, (32, 40), generator=torch.Generator().manual_seed(0))
     best = dict.fromkeys(models, float("inf"))
     with torch.no_grad():

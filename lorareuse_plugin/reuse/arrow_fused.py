@@ -106,7 +106,9 @@ class FusedArrowGroup:
         z = both[:, self.scored : self.scored + self.members * self.block]
         if self.top_k == 1:  # softmax over one score is 1: look up the winner's row of the table
             # max().indices, not argmax(): the same first maximum, ~5x faster on this small last dim
-            weights = torch.nn.functional.embedding(sim.max(-1).indices + self.offsets, self.table)
+            rows = sim.max(-1).indices
+            rows += self.offsets  # in place: each member's own rows of the table
+            weights = torch.nn.functional.embedding(rows, self.table)
         else:
             if self.top_k >= self.experts:
                 coeff = torch.softmax(sim.abs() / self.temperature, dim=-1)
