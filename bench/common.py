@@ -125,6 +125,6 @@ def unrouted_group_type() -> type:
 
     class Unrouted(FusedArrowGroup):
         def weighted(self, tok):
-            return (tok @ self.proj.T)[:, self.scored : self.scored + self.members * self.block]
+            return (tok @ self.proj.T)[:, self.rank_columns]
 
     return Unrouted

@@ -68,7 +68,7 @@ class FusedArrowGroup:
         # top-1 scores each expert as +P and −P: the argmax of the signed scores is the argmax of |x·P|,
         # with no abs pass; top-k needs |x·P| itself for its softmax
         self.signs = 2 if self.top_k == 1 else 1
-        width = self.signs * self.experts
+        self.width = width = self.signs * self.experts  # score columns per member
         self.scored = self.members * width
         # every member's rank rows in a block of the same size R (zero rows pad a smaller one), so the
         # routing weights of [tokens, members] are rows of one table: table[(member, sign, expert)] is 1
@@ -88,6 +88,7 @@ class FusedArrowGroup:
         self.b_ts = [la.b_cat.T.contiguous() for la in layers]  # [Σr, out]: no transpose per call
         self._grad_enabled = torch.is_grad_enabled
         self.slices = [slice(m * self.block, m * self.block + r) for m, r in enumerate(ranks)]
+        self.rank_columns = slice(self.scored, self.scored + self.members * self.block)  # of x @ projᵀ
         self.table = torch.zeros(self.scored, self.block, dtype=dtype, device=device)
         for m, la in enumerate(layers):
             rows = torch.arange(la.owner.shape[0], device=device)
@@ -102,8 +103,8 @@ class FusedArrowGroup:
         import torch
 
         both = tok @ self.proj.T
-        sim = both[:, : self.scored].view(-1, self.members, self.signs * self.experts)
-        z = both[:, self.scored : self.scored + self.members * self.block]
+        sim = both[:, : self.scored].view(-1, self.members, self.width)
+        z = both[:, self.rank_columns]
         if self.top_k == 1:  # softmax over one score is 1: look up the winner's row of the table
             # max().indices, not argmax(): the same first maximum, ~5x faster on this small last dim
             rows = sim.max(-1).indices
