@@ -121,10 +121,12 @@ def side_by_side(models: dict[str, Callable[[], object]], requests: list) -> dic
 def unrouted_group_type() -> type:
     """The fused Arrow group with the routing cut out: every expert's rank projection added, no
     scores, no top-k — the LoRA arithmetic any per-token mixture of these experts pays (P3's floor)."""
+    import torch
+
     from lorareuse_plugin.reuse.arrow_fused import FusedArrowGroup
 
     class Unrouted(FusedArrowGroup):
         def weighted(self, tok):
-            return (tok @ self.proj.T)[:, self.rank_columns]
+            return self.ranks(torch.mm(tok, self.proj_t))
 
     return Unrouted

@@ -85,31 +85,42 @@ class FusedArrowGroup:
         # whole tiles of 16 output columns: a GEMM with a ragged last tile costs up to ~25 % more
         # on AVX-512 (90 columns: 129 µs, 96: 105 µs on the demo shapes; bench P3)
         self.proj = torch.cat([proj, proj.new_zeros(-proj.shape[0] % 16, proj.shape[1])])
-        self.b_ts = [la.b_cat.T.contiguous() for la in layers]  # [Σr, out]: no transpose per call
+        self.proj_t = self.proj.T  # a view, taken once
+        # [R, out] per member: B transposed once (no transpose per call), zero rows up to the block size
+        self.b_ts = [
+            torch.cat([la.b_cat.T, la.b_cat.new_zeros(self.block - r, la.b_cat.shape[0])]).contiguous()
+            for la, r in zip(layers, ranks, strict=True)
+        ]
         self._grad_enabled = torch.is_grad_enabled
-        self.slices = [slice(m * self.block, m * self.block + r) for m, r in enumerate(ranks)]
-        self.rank_columns = slice(self.scored, self.scored + self.members * self.block)  # of x @ projᵀ
         self.table = torch.zeros(self.scored, self.block, dtype=dtype, device=device)
         for m, la in enumerate(layers):
             rows = torch.arange(la.owner.shape[0], device=device)
             for sign in range(self.signs):
                 self.table[m * width + sign * self.experts + la.owner, rows] = 1.0
         self.offsets = torch.arange(self.members, device=device) * width  # each member's first table row
-        self._x = self._zw = None
+        self._x = self._parts = None
         self._version = self._left = 0
 
+    def ranks(self, both: torch.Tensor) -> torch.Tensor:
+        """[t, members, R]: the rank-projection columns of ``x @ projᵀ``, as a view."""
+        t, n = both.shape
+        return both.as_strided((t, self.members, self.block), (n, self.block, 1), both.storage_offset() + self.scored)
+
     def weighted(self, tok: torch.Tensor) -> torch.Tensor:
-        """[t, members × R]: every rank projection times its routing weight (0 outside the top-k)."""
+        """[t, members, R]: every rank projection times its routing weight (0 outside the top-k).
+
+        Kept to a few tensor calls, views taken with ``as_strided`` and the product written into the
+        weights in place: at these sizes each call's dispatch is a measurable share of the routing."""
         import torch
 
-        both = tok @ self.proj.T
-        sim = both[:, : self.scored].view(-1, self.members, self.width)
-        z = both[:, self.rank_columns]
+        both = torch.mm(tok, self.proj_t)
+        t, n = both.shape
+        sim = both.as_strided((t, self.members, self.width), (n, self.width, 1), both.storage_offset())
         if self.top_k == 1:  # softmax over one score is 1: look up the winner's row of the table
             # max().indices, not argmax(): the same first maximum, ~5x faster on this small last dim
-            rows = sim.max(-1).indices
+            _, rows = torch.max(sim, -1)
             rows += self.offsets  # in place: each member's own rows of the table
-            weights = torch.nn.functional.embedding(rows, self.table)
+            weights = torch.embedding(self.table, rows)
         else:
             if self.top_k >= self.experts:
                 coeff = torch.softmax(sim.abs() / self.temperature, dim=-1)
@@ -118,7 +129,7 @@ class FusedArrowGroup:
                 coeff = torch.zeros_like(sim).scatter_(-1, idx, torch.softmax(top_v / self.temperature, dim=-1))
             # [t, members, experts] · table per member: the weights spread over the rank rows
             weights = torch.einsum("tme,mer->tmr", coeff, self.table.view(self.members, -1, self.block))
-        return z * weights.reshape(z.shape[0], -1)
+        return weights.mul_(self.ranks(both))
 
     def member_hook(self, member: int):
         """The forward hook of one member module: adds its routed LoRA output."""
@@ -132,12 +143,13 @@ class FusedArrowGroup:
         # called once per adapted module per forward: kept to a few tensor calls
         if self._x is not x or self._version != x._version:  # another tensor, or this one changed in place
             tok = x.reshape(-1, x.shape[-1])
-            self._zw = self.weighted(tok if tok.dtype == self.proj.dtype else tok.to(self.proj.dtype))
+            zw = self.weighted(tok if tok.dtype == self.proj.dtype else tok.to(self.proj.dtype))
+            self._parts = zw.unbind(1)  # each member's [t, R] view
             self._x, self._version, self._left = x, x._version, self.members
-        zw = self._zw[:, self.slices[member]]
+        zw = self._parts[member]
         self._left -= 1
         if self._left == 0:  # every member served: drop the references
-            self._x = self._zw = None
+            self._x = self._parts = None
         b_t = self.b_ts[member]
         if self._grad_enabled() or output.dtype != self.proj.dtype:
             return output + (zw @ b_t).view(*x.shape[:-1], b_t.shape[1]).to(output.dtype)

@@ -82,6 +82,35 @@ def test_a_group_equals_its_members_routed_alone(top_k):
         assert torch.allclose(got, by_hand, atol=1e-4)
 
 
+def test_with_autograd_on_the_group_gives_the_same_delta_and_the_right_gradient():
+    """Inference adds in place; with autograd on (training through the routed model) the same delta
+    comes out of place, and the input's gradient is the by-hand top-1 delta's."""
+    import torch
+
+    from lorareuse_plugin.reuse.arrow_fused import FusedArrowGroup
+
+    torch.manual_seed(1)
+    layers = [_random_layer(torch, 16, out, ranks, 1) for out, ranks in ((8, [2, 3, 1]), (5, [4, 2, 2]))]
+    x = torch.randn(2, 7, 16)
+    group = FusedArrowGroup(layers)
+    with torch.no_grad():
+        want = [group.add_delta(i, x, torch.zeros(2, 7, la.b_cat.shape[0])) for i, la in enumerate(layers)]
+    xg = x.clone().requires_grad_(True)
+    got = [group.add_delta(i, xg, torch.zeros(2, 7, la.b_cat.shape[0])) for i, la in enumerate(layers)]
+    for g, w in zip(got, want, strict=True):
+        assert torch.allclose(g, w, atol=1e-5)
+    sum(g.sum() for g in got).backward()
+    xh = x.reshape(-1, 16).clone().requires_grad_(True)
+    by_hand = 0
+    for la in layers:  # the winner's rank rows only: (A x ⊙ mask) Bᵀ
+        win = (xh.detach() @ la.protos.T).abs().argmax(1)
+        mask = (la.owner[None, :] == win[:, None]).float()
+        by_hand = by_hand + (((xh @ la.a_cat.T) * mask) @ la.b_cat.T).sum()
+    by_hand.backward()
+    assert float(xh.grad.abs().max()) > 0.1
+    assert torch.allclose(xg.grad.reshape(-1, 16), xh.grad, atol=1e-4)
+
+
 def test_the_probe_groups_layers_that_read_one_input(test_base):
     from transformers import AutoModelForCausalLM
 
